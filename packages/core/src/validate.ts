@@ -1,0 +1,40 @@
+import { TorusError } from './errors.js'
+
+/**
+ * Volume names double as NBD export names and (later) snapshot exports `VOLUME@SNAPSHOT`,
+ * so `@`, `/` and whitespace are not allowed.
+ */
+export const VOLUME_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
+
+export function validateVolumeName(name: unknown): string {
+  if (typeof name !== 'string' || !VOLUME_NAME_RE.test(name)) {
+    throw new TorusError(
+      'TORUS_INVALID_ARGUMENT',
+      `invalid volume name ${JSON.stringify(name)}: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    )
+  }
+  return name
+}
+
+/** Block sizes are powers of two between 4 KiB and 32 MiB (a multiple of the 4 KiB sector). */
+export function validateBlockSize(bytes: unknown): number {
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 4096 || bytes > 32 * 1024 * 1024 || (bytes & (bytes - 1)) !== 0) {
+    throw new TorusError('TORUS_INVALID_ARGUMENT', `invalid block size ${String(bytes)}: use a power of two from 4KiB to 32MiB`)
+  }
+  return bytes
+}
+
+/** Volume sizes are whole multiples of 512 bytes (what NBD clients and the kernel expect), at least 1 MiB. */
+export function validateVolumeSize(bytes: unknown): number {
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 1024 * 1024 || bytes % 512 !== 0) {
+    throw new TorusError('TORUS_INVALID_ARGUMENT', `invalid volume size ${String(bytes)}: use a multiple of 512 bytes, at least 1MiB`)
+  }
+  return bytes
+}
+
+export function validateReplication(n: unknown): number {
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > 16) {
+    throw new TorusError('TORUS_INVALID_ARGUMENT', `invalid replication ${String(n)}: use 1 to 16`)
+  }
+  return n
+}
