@@ -1,1 +1,103 @@
-export {}
+import { createJsonLogger, isTorusError, type Logger } from '@torus/core'
+import yargs from 'yargs'
+import { hideBin } from 'yargs/helpers'
+import { ConfigError, DEFAULTS, defaultDataDir, resolveConfig } from './config.js'
+import { Daemon } from './daemon.js'
+
+// Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('torusd')
+    .usage('$0 [options]\n\nThe Torus storage daemon: stores blocks in --data-dir and serves every volume over NBD.')
+    .option('data-dir', { type: 'string', describe: `Where blocks and metadata live [env TORUS_DATA_DIR] (default ${defaultDataDir()})` })
+    .option('size', { type: 'string', describe: `Storage this node gives to the pool, e.g. 5GiB [env STORAGE_SIZE] (default ${DEFAULTS.size})` })
+    .option('host', { type: 'string', describe: `HTTP listen host for /healthz and /metrics [env LISTEN_HOST] (default ${DEFAULTS.host})` })
+    .option('port', { type: 'string', describe: `HTTP listen port [env LISTEN_HTTP_PORT] (default ${DEFAULTS.port})` })
+    .option('peer-address', { type: 'string', describe: `Peer address; torusctl talks to it [env PEER_ADDRESS] (default ${DEFAULTS.peerAddress})` })
+    .option('nbd-address', { type: 'string', describe: `NBD listen HOST:PORT, or "off" [env TORUS_NBD_ADDRESS] (default ${DEFAULTS.nbdAddress})` })
+    .option('block-size', { type: 'string', describe: `Block size when this node formats a new cluster (default ${DEFAULTS.blockSize})` })
+    .option('lease-ttl', { type: 'string', describe: `Volume lock lease TTL in seconds [env TORUS_LEASE_TTL] (default ${DEFAULTS.leaseTtlSeconds})` })
+    .option('log-level', { type: 'string', describe: `debug, info, warn or error [env TORUS_LOG_LEVEL] (default ${DEFAULTS.logLevel})` })
+    .option('etcd', { type: 'string', describe: 'etcd HOST:PORT for a multi-node cluster [env ETCD_HOST, ETCD_PORT] (not available yet)' })
+    .option('debug-init', { type: 'boolean', describe: 'Initialise an uninitialised etcd cluster [env DEBUG_INIT]' })
+    .strict()
+    .help()
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns ?? 110))
+    .fail((msg, err) => {
+      process.stderr.write(`torusd: ${msg ?? err?.message}\nRun torusd --help for usage.\n`)
+      process.exit(2)
+    })
+    .parseAsync()
+
+  let config
+  try {
+    config = resolveConfig({
+      dataDir: argv['data-dir'],
+      size: argv.size,
+      host: argv.host,
+      port: argv.port,
+      peerAddress: argv['peer-address'],
+      nbdAddress: argv['nbd-address'],
+      blockSize: argv['block-size'],
+      leaseTtl: argv['lease-ttl'],
+      logLevel: argv['log-level'],
+      etcd: argv.etcd,
+      debugInit: argv['debug-init'],
+    })
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`torusd: ${err.message}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+
+  const logger = createJsonLogger({ level: config.logLevel, write: (line) => process.stderr.write(line), fields: { app: 'torusd' } })
+  const daemon = new Daemon(config, logger)
+  installSignalHandlers(daemon, logger)
+  try {
+    await daemon.start()
+  } catch (err) {
+    logger.error('start failed', { err })
+    process.stderr.write(`torusd: ${describe(err)}\n`)
+    await daemon.stop().catch(() => {})
+    process.exit(isTorusError(err, 'TORUS_NOT_SUPPORTED') ? 2 : 1)
+  }
+}
+
+function installSignalHandlers(daemon: Daemon, logger: Logger): void {
+  let signalled = false
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) {
+      logger.warn('second signal, exiting without a clean stop', { signal })
+      process.exit(1)
+    }
+    signalled = true
+    logger.info('signal received, flushing and stopping', { signal })
+    daemon.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error('stop failed', { err })
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+}
+
+function describe(err: unknown): string {
+  if (isTorusError(err)) return `${err.message} (${err.code})`
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EADDRINUSE' || code === 'EACCES') return `cannot listen: ${err.message}`
+    return err.message
+  }
+  return String(err)
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`torusd: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  process.exit(1)
+})

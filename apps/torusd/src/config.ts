@@ -1,0 +1,149 @@
+import os from 'node:os'
+import path from 'node:path'
+import { parseSize, validateBlockSize, type LogLevel } from '@torus/core'
+
+/** Everything torusd needs to start, after flags and env vars are merged and validated. */
+export interface DaemonConfig {
+  dataDir: string
+  sizeBytes: number
+  /** HTTP: /healthz, /metrics, /api/v1. */
+  http: { host: string; port: number }
+  /** Advertised peer address (`ws://host:port`); torusctl's control API listens here. */
+  peerAddress: string
+  peerListen: { host: string; port: number }
+  nbd: { host: string; port: number } | undefined
+  /** Block size used when this node initialises a fresh one-node cluster. */
+  blockSizeBytes: number
+  leaseTtlMs: number
+  logLevel: LogLevel
+  etcd: string | undefined
+  debugInit: boolean
+}
+
+/** A configuration problem the operator must fix; torusd exits 2 with this message. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+}
+
+export interface RawOptions {
+  dataDir?: string | undefined
+  size?: string | undefined
+  host?: string | undefined
+  port?: string | number | undefined
+  peerAddress?: string | undefined
+  nbdAddress?: string | undefined
+  blockSize?: string | undefined
+  leaseTtl?: string | number | undefined
+  logLevel?: string | undefined
+  etcd?: string | undefined
+  debugInit?: boolean | undefined
+}
+
+export const DEFAULTS = {
+  size: '2GiB',
+  host: '127.0.0.1',
+  port: 4321,
+  peerAddress: 'ws://127.0.0.1:40000',
+  nbdAddress: '127.0.0.1:10809',
+  blockSize: '512KiB',
+  leaseTtlSeconds: 10,
+  logLevel: 'info' as LogLevel,
+}
+
+export function defaultDataDir(): string {
+  return path.join(os.homedir(), '.torus', 'data')
+}
+
+/**
+ * Merges flags over env vars (the original container image's names) over defaults.
+ * Throws ConfigError with a message that names the flag and the bad value.
+ */
+export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
+  const pick = <T>(flag: T | undefined, envName: string): T | string | undefined => flag ?? nonEmpty(env[envName])
+
+  const dataDir = path.resolve(pick(flags.dataDir, 'TORUS_DATA_DIR') ?? defaultDataDir())
+  const sizeBytes = size('--size/STORAGE_SIZE', pick(flags.size, 'STORAGE_SIZE') ?? DEFAULTS.size)
+  if (sizeBytes < 16 * 1024 * 1024) throw new ConfigError(`--size ${formatRaw(flags.size ?? env.STORAGE_SIZE)} is too small: use at least 16MiB`)
+
+  const httpHost = pick(flags.host, 'LISTEN_HOST') ?? DEFAULTS.host
+  const httpPort = port('--port/LISTEN_HTTP_PORT', pick(flags.port, 'LISTEN_HTTP_PORT') ?? DEFAULTS.port)
+
+  const peerAddress = String(pick(flags.peerAddress, 'PEER_ADDRESS') ?? DEFAULTS.peerAddress)
+  const peerListen = parsePeerAddress(peerAddress)
+
+  const nbdRaw = pick(flags.nbdAddress, 'TORUS_NBD_ADDRESS') ?? DEFAULTS.nbdAddress
+  const nbd = nbdRaw === 'none' || nbdRaw === 'off' ? undefined : hostPort('--nbd-address', String(nbdRaw))
+
+  let blockSizeBytes: number
+  try {
+    blockSizeBytes = validateBlockSize(size('--block-size', flags.blockSize ?? DEFAULTS.blockSize))
+  } catch (err) {
+    throw new ConfigError(`--block-size: ${(err as Error).message}`)
+  }
+
+  const ttl = Number(pick(flags.leaseTtl, 'TORUS_LEASE_TTL') ?? DEFAULTS.leaseTtlSeconds)
+  if (!Number.isFinite(ttl) || ttl < 1 || ttl > 3600) throw new ConfigError(`--lease-ttl must be 1 to 3600 seconds, got ${formatRaw(flags.leaseTtl)}`)
+
+  const logLevel = String(pick(flags.logLevel, 'TORUS_LOG_LEVEL') ?? DEFAULTS.logLevel)
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error, got ${formatRaw(logLevel)}`)
+
+  const etcdHost = nonEmpty(env.ETCD_HOST)
+  const etcd = flags.etcd ?? (etcdHost === undefined ? undefined : `${etcdHost}:${nonEmpty(env.ETCD_PORT) ?? '2379'}`)
+
+  return {
+    dataDir,
+    sizeBytes,
+    http: { host: String(httpHost), port: httpPort },
+    peerAddress,
+    peerListen,
+    nbd,
+    blockSizeBytes,
+    leaseTtlMs: Math.round(ttl * 1000),
+    logLevel: logLevel as LogLevel,
+    etcd,
+    debugInit: flags.debugInit ?? ['1', 'true', 'yes'].includes(String(env.DEBUG_INIT ?? '').toLowerCase()),
+  }
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v
+}
+
+function formatRaw(v: unknown): string {
+  return JSON.stringify(v ?? '')
+}
+
+function size(what: string, raw: string | number): number {
+  try {
+    return parseSize(raw)
+  } catch (err) {
+    throw new ConfigError(`${what}: ${(err as Error).message}`)
+  }
+}
+
+function port(what: string, raw: string | number): number {
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 0 || n > 65535 || String(raw).trim() === '') throw new ConfigError(`${what}: invalid port ${formatRaw(raw)} (use 0-65535)`)
+  return n
+}
+
+/** `HOST:PORT`, `[v6]:PORT` or `:PORT` (host defaults to 127.0.0.1). */
+export function hostPort(what: string, raw: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(raw.trim())
+  if (m === null) throw new ConfigError(`${what}: expected HOST:PORT, got ${formatRaw(raw)}`)
+  const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '127.0.0.1' : m[2])
+  return { host, port: port(what, m[3]!) }
+}
+
+function parsePeerAddress(raw: string): { host: string; port: number } {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(`--peer-address: expected ws://HOST:PORT, got ${formatRaw(raw)}`)
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new ConfigError(`--peer-address: expected a ws:// or wss:// URL, got ${formatRaw(raw)}`)
+  const host = url.hostname.replace(/^\[|\]$/g, '')
+  const p = url.port === '' ? 40000 : Number(url.port)
+  return { host, port: p }
+}

@@ -1,0 +1,277 @@
+import fs from 'node:fs/promises'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import path from 'node:path'
+import {
+  formatSize,
+  isTorusError,
+  TorusError,
+  validateReplication,
+  type BlockStore,
+  type ClusterConfig,
+  type Logger,
+  type MetadataStore,
+  type PeerId,
+  type RingType,
+} from '@torus/core'
+import { NbdServer } from '@torus/nbd'
+import type { DaemonConfig } from './config.js'
+import { loadOrCreatePeerId, lockDataDir } from './data-dir.js'
+import { createRouter, readJson, sendJson } from './http-util.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import { VolumeManager } from './volume-manager.js'
+import { blockStores, metadataStores } from './wiring.js'
+
+export interface DaemonAddresses {
+  http: string
+  peer: string
+  nbd: string | undefined
+}
+
+/**
+ * Composition root of torusd: opens the metadata and block stores, serves volumes over NBD,
+ * the control API (for torusctl) on the peer port, and /healthz and /metrics on the HTTP port.
+ */
+export class Daemon {
+  readonly config: DaemonConfig
+  readonly #log: Logger
+  #metadata: MetadataStore | undefined
+  #store: BlockStore | undefined
+  #volumes: VolumeManager | undefined
+  #nbd: NbdServer | undefined
+  #httpServer: http.Server | undefined
+  #peerServer: http.Server | undefined
+  #metrics: Metrics | undefined
+  #unlockDataDir: (() => Promise<void>) | undefined
+  #peerId: PeerId | undefined
+  #stopping: Promise<void> | undefined
+  addresses: DaemonAddresses | undefined
+
+  constructor(config: DaemonConfig, logger: Logger) {
+    this.config = config
+    this.#log = logger
+  }
+
+  async start(): Promise<DaemonAddresses> {
+    const { config } = this
+    if (config.etcd !== undefined) {
+      throw new TorusError('TORUS_NOT_SUPPORTED', `--etcd ${config.etcd}: etcd-backed clusters are not available in this version; run without --etcd for a single node with embedded metadata`)
+    }
+    await fs.mkdir(config.dataDir, { recursive: true })
+    this.#unlockDataDir = await lockDataDir(config.dataDir)
+    this.#peerId = await loadOrCreatePeerId(config.dataDir)
+    this.#log.info('starting', { peer: this.#peerId, dataDir: config.dataDir, size: config.sizeBytes })
+
+    const metadata = metadataStores.embedded({ dir: path.join(config.dataDir, 'metadata'), logger: this.#log.child({ component: 'metadata' }) })
+    await metadata.open()
+    this.#metadata = metadata
+    const cluster = await this.#ensureCluster(metadata)
+
+    const store = blockStores.file({
+      dir: path.join(config.dataDir, 'blocks'),
+      blockSizeBytes: cluster.blockSizeBytes,
+      capacityBytes: config.sizeBytes,
+      logger: this.#log.child({ component: 'blockstore:file' }),
+    })
+    await store.open()
+    this.#store = store
+    const usage = store.usage()
+    this.#log.info('block store open', { used: usage.usedBytes, capacity: usage.capacityBytes, blocks: usage.blocks })
+
+    const holder = `torusd/${this.#peerId}`
+    await this.#releaseOwnStaleLocks(metadata, holder)
+    this.#volumes = new VolumeManager({ metadata, store, holder, leaseTtlMs: config.leaseTtlMs, logger: this.#log.child({ component: 'volume' }) })
+
+    const nbdAddress = await this.#startNbd()
+    this.#metrics = createMetrics({ store, volumes: this.#volumes, nbd: this.#nbd, metadata })
+    const peer = await listen((this.#peerServer = http.createServer(this.#controlApi())), config.peerListen)
+    const httpAddr = await listen((this.#httpServer = http.createServer(this.#httpApi())), config.http)
+    this.addresses = { http: httpAddr, peer, nbd: nbdAddress }
+    this.#log.info('torusd ready', { peerId: this.#peerId, ...this.addresses })
+    return this.addresses
+  }
+
+  /** Stops serving, flushes every volume and closes the stores. Safe to call twice. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop()
+    return this.#stopping
+  }
+
+  async #stop(): Promise<void> {
+    this.#log.info('stopping')
+    await Promise.all([closeServer(this.#httpServer), closeServer(this.#peerServer)])
+    await this.#nbd?.close()
+    await this.#volumes?.closeAll()
+    await this.#store?.close()
+    await this.#metadata?.close()
+    await this.#unlockDataDir?.()
+    this.#log.info('stopped')
+  }
+
+  /** A single embedded node formats its own one-node cluster on first start. */
+  async #ensureCluster(metadata: MetadataStore): Promise<ClusterConfig> {
+    const existing = await metadata.getClusterConfig()
+    if (existing !== undefined) return existing
+    const config: ClusterConfig = { blockSizeBytes: this.config.blockSizeBytes, replication: 1, ringType: 'single', createdAt: new Date().toISOString() }
+    try {
+      await metadata.initCluster(config)
+      this.#log.info('initialised one-node cluster', { blockSize: config.blockSizeBytes, replication: 1 })
+      return config
+    } catch (err) {
+      if (!isTorusError(err, 'TORUS_ALREADY_EXISTS')) throw err
+      return (await metadata.getClusterConfig())!
+    }
+  }
+
+  /**
+   * Locks held under our own holder name belong to an earlier run of this very daemon (we hold
+   * the data dir lock, so no other process of ours is alive): release them instead of waiting
+   * out their leases, so a restart after a crash serves its volumes at once.
+   */
+  async #releaseOwnStaleLocks(metadata: MetadataStore, holder: string): Promise<void> {
+    for (const info of await metadata.listVolumes()) {
+      const lock = await metadata.getVolumeLock(info.name)
+      if (lock?.holder === holder) {
+        await metadata.unlockVolume(lock)
+        await metadata.revokeLease(lock.leaseId)
+        this.#log.info('released stale lock from previous run', { volume: info.name, generation: lock.generation })
+      }
+    }
+  }
+
+  async #startNbd(): Promise<string | undefined> {
+    const { nbd } = this.config
+    if (nbd === undefined) return undefined
+    const volumes = this.#volumes!
+    const metadata = this.#metadata!
+    this.#nbd = new NbdServer({
+      logger: this.#log.child({ component: 'nbd' }),
+      listExports: async () => (await metadata.listVolumes()).map((v) => ({ name: v.name, description: `torus block volume, ${formatSize(v.sizeBytes)}` })),
+      openExport: async (name: string) => {
+        const volume = await volumes.acquire(name)
+        if (volume === undefined) return undefined
+        return { device: volume, close: () => volumes.release(name) }
+      },
+    })
+    const addr = await this.#nbd.listen({ host: nbd.host, port: nbd.port })
+    return `${formatHost(addr.address)}:${addr.port}`
+  }
+
+  #controlApi(): http.RequestListener {
+    const metadata = (): MetadataStore => this.#metadata!
+    return createRouter([
+      {
+        method: 'GET',
+        pattern: /^\/v1\/cluster$/,
+        handler: async (_req, res) => {
+          const config = await metadata().getClusterConfig()
+          if (config === undefined) throw new TorusError('TORUS_NOT_INITIALIZED', 'cluster is not initialised; run torusctl init')
+          sendJson(res, 200, config)
+        },
+      },
+      {
+        method: 'POST',
+        pattern: /^\/v1\/cluster$/,
+        handler: async (req, res) => {
+          const body = await readJson(req)
+          const config: ClusterConfig = {
+            blockSizeBytes: numberField(body, 'blockSizeBytes', this.config.blockSizeBytes),
+            replication: validateReplication(numberField(body, 'replication', 1)),
+            ringType: ringTypeField(body),
+            createdAt: new Date().toISOString(),
+          }
+          await metadata().initCluster(config)
+          sendJson(res, 201, config)
+        },
+      },
+      { method: 'GET', pattern: /^\/v1\/volumes$/, handler: async (_req, res) => sendJson(res, 200, await metadata().listVolumes()) },
+      {
+        method: 'POST',
+        pattern: /^\/v1\/volumes$/,
+        handler: async (req, res) => {
+          const body = await readJson(req)
+          const info = await metadata().createVolume({ name: body.name as string, sizeBytes: body.sizeBytes as number })
+          this.#log.info('volume created', { volume: info.name, id: info.id, size: info.sizeBytes })
+          sendJson(res, 201, info)
+        },
+      },
+      {
+        method: 'GET',
+        pattern: /^\/v1\/volumes\/([^/]+)$/,
+        handler: async (_req, res, [name]) => {
+          const info = await metadata().getVolume(name!)
+          if (info === undefined) throw new TorusError('TORUS_NOT_FOUND', `volume ${name} not found`)
+          sendJson(res, 200, info)
+        },
+      },
+      { method: 'DELETE', pattern: /^\/v1\/volumes\/([^/]+)$/, handler: async (_req, res, [name]) => sendJson(res, 200, await this.#volumes!.delete(name!)) },
+      { method: 'GET', pattern: /^\/v1\/status$/, handler: (_req, res) => sendJson(res, 200, this.status()) },
+    ])
+  }
+
+  #httpApi(): http.RequestListener {
+    return createRouter([
+      { method: 'GET', pattern: /^\/healthz$/, handler: (_req, res) => sendJson(res, 200, { status: 'ok' }) },
+      {
+        method: 'GET',
+        pattern: /^\/metrics$/,
+        handler: async (_req, res) => {
+          const body = await this.#metrics!.registry.metrics()
+          res.writeHead(200, { 'content-type': this.#metrics!.registry.contentType })
+          res.end(body)
+        },
+      },
+      { method: 'GET', pattern: /^\/api\/v1\/status$/, handler: (_req, res) => sendJson(res, 200, this.status()) },
+      { method: 'GET', pattern: /^\/api\/v1\/volumes$/, handler: async (_req, res) => sendJson(res, 200, await this.#metadata!.listVolumes()) },
+    ])
+  }
+
+  status(): Record<string, unknown> {
+    const usage = this.#store?.usage()
+    return {
+      peer: this.#peerId,
+      peerAddress: this.config.peerAddress,
+      addresses: this.addresses,
+      metadata: 'embedded',
+      capacityBytes: usage?.capacityBytes,
+      usedBytes: usage?.usedBytes,
+      openVolumes: Object.fromEntries(this.#volumes?.openVolumes() ?? []),
+      nbdConnections: this.#nbd?.connections ?? 0,
+    }
+  }
+}
+
+function numberField(body: Record<string, unknown>, key: string, fallback: number): number {
+  const v = body[key] ?? fallback
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new TorusError('TORUS_INVALID_ARGUMENT', `${key} must be an integer`)
+  return v
+}
+
+function ringTypeField(body: Record<string, unknown>): RingType {
+  const v = body.ringType ?? 'single'
+  if (v !== 'ketama' && v !== 'mod' && v !== 'single') throw new TorusError('TORUS_INVALID_ARGUMENT', `ringType must be ketama, mod or single, got ${JSON.stringify(v)}`)
+  return v
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
+}
+
+function listen(server: http.Server, at: { host: string; port: number }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject)
+      const addr = server.address() as AddressInfo
+      resolve(`${formatHost(addr.address)}:${addr.port}`)
+    })
+  })
+}
+
+function closeServer(server: http.Server | undefined): Promise<void> {
+  if (server === undefined || !server.listening) return Promise.resolve()
+  return new Promise((resolve) => {
+    server.close(() => resolve())
+    server.closeAllConnections()
+  })
+}
