@@ -1,1 +1,23 @@
-export {}
+/**
+ * @packageDocumentation
+ * Metadata stores for Torus: {@link AbstractMetadataStore} (validation and lifecycle for any
+ * backend), {@link MemoryMetadataStore} (in memory, on an injectable clock, for tests and
+ * composites) and {@link EmbeddedMetadataStore} (the same model persisted atomically to
+ * `<dir>/metadata.json`, for a single node running without etcd). All implement the
+ * `MetadataStore` contract from `@torus/core`, re-exported here.
+ */
+export type {
+  ClusterConfig,
+  CreateVolumeRequest,
+  LeaseId,
+  MetadataStore,
+  MetadataSupports,
+  RingType,
+  VolumeInfo,
+  VolumeLock,
+} from '@torus/core'
+export { AbstractMetadataStore } from './abstract-metadata-store.js'
+export { MemoryMetadataStore, type MemoryMetadataStoreOptions } from './memory-metadata-store.js'
+export { EmbeddedMetadataStore, METADATA_FILE_NAME, type EmbeddedMetadataStoreOptions } from './embedded-metadata-store.js'
+export { MetadataModel, type LeaseState } from './metadata-model.js'
+export { METADATA_FORMAT, METADATA_FORMAT_VERSION, type MetadataFileV1 } from './metadata-file.js'

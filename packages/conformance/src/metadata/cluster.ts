@@ -1,0 +1,39 @@
+// Goal: the cluster config is written exactly once and everything volume-related waits for it.
+// Method: init, re-init with a different config, and create a volume on an uninitialised store.
+import { describe, expect, it } from 'vitest'
+import { CLUSTER, MiB, useStore, type SuiteContext } from './context.js'
+
+export function describeCluster({ harness }: SuiteContext): void {
+  describe('cluster config', () => {
+    const h = useStore(harness)
+
+    it('returns undefined before initCluster', async () => {
+      expect(await h.store.getClusterConfig()).toBeUndefined()
+    })
+
+    it('returns the config given to initCluster', async () => {
+      await h.store.initCluster(CLUSTER)
+      expect(await h.store.getClusterConfig()).toEqual(CLUSTER)
+    })
+
+    it('rejects a second initCluster with TORUS_ALREADY_EXISTS and keeps the first config', async () => {
+      await h.store.initCluster(CLUSTER)
+      const other = { ...CLUSTER, blockSizeBytes: 64 * 1024, replication: 3, ringType: 'mod' as const }
+      await expect(h.store.initCluster(other)).rejects.toMatchObject({ code: 'TORUS_ALREADY_EXISTS' })
+      expect(await h.store.getClusterConfig()).toEqual(CLUSTER)
+    })
+
+    it('rejects an invalid block size or replication with TORUS_INVALID_ARGUMENT', async () => {
+      await expect(h.store.initCluster({ ...CLUSTER, blockSizeBytes: 1000 })).rejects.toMatchObject({ code: 'TORUS_INVALID_ARGUMENT' })
+      await expect(h.store.initCluster({ ...CLUSTER, replication: 0 })).rejects.toMatchObject({ code: 'TORUS_INVALID_ARGUMENT' })
+      expect(await h.store.getClusterConfig()).toBeUndefined()
+    })
+
+    it('rejects createVolume before initCluster with TORUS_NOT_INITIALIZED', async () => {
+      await expect(h.store.createVolume({ name: 'early', sizeBytes: 8 * MiB })).rejects.toMatchObject({
+        code: 'TORUS_NOT_INITIALIZED',
+      })
+      expect(await h.store.listVolumes()).toEqual([])
+    })
+  })
+}
