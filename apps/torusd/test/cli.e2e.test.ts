@@ -1,0 +1,140 @@
+// torusctl against a real torusd process: volume life cycle, output formats, and every kind of
+// bad input giving a one-line error and the documented exit code (0 ok, 1 failed, 2 usage).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { run } from '@torus/testing'
+import { TORUSCTL_MAIN, TORUSD_MAIN, Torusd } from './helpers/torusd.js'
+
+let d: Torusd
+
+beforeAll(async () => {
+  d = await Torusd.start({ size: '1GiB' })
+})
+afterAll(async () => {
+  await d?.destroy()
+})
+
+describe('torusctl volume', () => {
+  it('creates, lists (table and json) and deletes a block volume', async () => {
+    const created = await d.ctl('volume', 'create-block', 'pad', '1GiB')
+    expect(created.code, created.stderr).toBe(0)
+    expect(created.stdout).toContain('created block volume pad (1.0 GiB)')
+
+    const list = await d.ctl('volume', 'list')
+    expect(list.code).toBe(0)
+    const lines = list.stdout.trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^VOLUME NAME\s+SIZE\s+TYPE$/)
+    expect(lines).toContainEqual(expect.stringMatching(/^pad\s+1\.0 GiB\s+block$/))
+
+    const json = await d.ctlJson<Array<{ name: string; sizeBytes: number; type: string; id: number }>>('volume', 'list')
+    expect(json).toEqual([expect.objectContaining({ name: 'pad', sizeBytes: 1024 ** 3, type: 'block' })])
+
+    const del = await d.ctl('volume', 'delete', 'pad')
+    expect(del.code, del.stderr).toBe(0)
+    expect(await d.ctlJson('volume', 'list')).toEqual([])
+  })
+
+  it('refuses a duplicate name with exit 1 and a one-line message', async () => {
+    expect((await d.ctl('volume', 'create-block', 'dup', '16MiB')).code).toBe(0)
+    const again = await d.ctl('volume', 'create-block', 'dup', '16MiB')
+    expect(again.code).toBe(1)
+    expect(again.stderr.trim().split('\n')).toHaveLength(1)
+    expect(again.stderr).toMatch(/^torusctl: .*dup.*exists/)
+    expect((await d.ctl('volume', 'delete', 'dup')).code).toBe(0)
+  })
+
+  it('rejects bad sizes and names as usage errors (exit 2) without calling the daemon', async () => {
+    for (const [name, size] of [
+      ['v1', 'lots'],
+      ['v1', '-5GiB'],
+      ['v1', '1XB'],
+      ['bad/name', '1GiB'],
+      ['a@b', '1GiB'],
+    ] as const) {
+      const r = await d.ctl('volume', 'create-block', name, size)
+      expect(r.code, `${name} ${size}: ${r.stderr}`).toBe(2)
+      expect(r.stderr).toMatch(/^torusctl: /)
+    }
+    expect(await d.ctlJson('volume', 'list')).toEqual([])
+  })
+
+  it('reports sizes the daemon refuses (too small, not a multiple of 512) with exit 1', async () => {
+    const r = await d.ctl('volume', 'create-block', 'tiny', '1000')
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/invalid volume size/)
+  })
+
+  it('fails to delete a missing volume with exit 1', async () => {
+    const r = await d.ctl('volume', 'delete', 'nope')
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/nope/)
+  })
+
+  it('says the single node is already initialised and changes nothing', async () => {
+    const r = await d.ctl('init', '--replication', '3')
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/already initialised.*replication 1/)
+  })
+
+  it('prints usage errors for unknown commands and missing arguments (exit 2)', async () => {
+    for (const args of [['frobnicate'], ['volume'], ['volume', 'create-block', 'x'], ['--output', 'yaml', 'volume', 'list']]) {
+      const r = await d.ctl(...args)
+      expect(r.code, args.join(' ')).toBe(2)
+    }
+  })
+})
+
+describe('torusctl endpoints', () => {
+  it('explains an unreachable daemon (exit 1)', async () => {
+    const r = await run(process.execPath, [TORUSCTL_MAIN, '-C', 'torus://127.0.0.1:1', 'volume', 'list'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/cannot reach torusd at torus:\/\/127\.0\.0\.1:1 \(connection refused\)/)
+  })
+
+  it('explains that etcd endpoints are not available yet (exit 2)', async () => {
+    const r = await run(process.execPath, [TORUSCTL_MAIN, '-C', '127.0.0.1:2379', 'volume', 'list'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/etcd/)
+  })
+
+  it('uses $TORUS_ENDPOINT when -C is absent', async () => {
+    const r = await run(process.execPath, [TORUSCTL_MAIN, 'volume', 'list', '-o', 'json'], { env: { ...process.env, TORUS_ENDPOINT: d.endpoint } })
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toBeInstanceOf(Array)
+  })
+})
+
+describe('torusd', () => {
+  it('serves /healthz and Prometheus /metrics', async () => {
+    const health = await d.http('/healthz')
+    expect(health.status).toBe(200)
+    expect(await health.json()).toEqual({ status: 'ok' })
+    const metrics = await (await d.http('/metrics')).text()
+    expect(metrics).toMatch(/^torus_storage_capacity_bytes 1073741824$/m)
+    expect(metrics).toMatch(/^torus_nbd_connections 0$/m)
+    expect(metrics).toMatch(/process_resident_memory_bytes/)
+  })
+
+  it('frees the space of a deleted volume', async () => {
+    expect((await d.ctl('volume', 'create-block', 'space', '64MiB')).code).toBe(0)
+    const w = await run('qemu-io', ['-f', 'raw', d.uri('space'), '-c', 'write -P 0x5a 0 8M', '-c', 'flush'])
+    expect(w.code, w.stderr + w.stdout).toBe(0)
+    const used = async (): Promise<number> => ((await (await d.http('/api/v1/status')).json()) as { usedBytes: number }).usedBytes
+    expect(await used()).toBe(8 * 1024 * 1024)
+    expect((await d.ctl('volume', 'delete', 'space')).code).toBe(0)
+    expect(await used()).toBe(0)
+  })
+
+  it('refuses a second daemon on the same data dir', async () => {
+    const r = await run(process.execPath, [TORUSD_MAIN, '--data-dir', d.dataDir, '--nbd-address', '127.0.0.1:0', '--port', '0', '--peer-address', 'ws://127.0.0.1:0'], { timeoutMs: 20_000 })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/in use by torusd pid/)
+  })
+
+  it('exits 2 with a clear message on bad flags', async () => {
+    for (const args of [['--size', 'huge'], ['--nbd-address', 'nowhere'], ['--peer-address', 'http://x'], ['--block-size', '3KiB'], ['--bogus']]) {
+      const r = await run(process.execPath, [TORUSD_MAIN, '--data-dir', `${d.dataDir}-never`, ...args], { timeoutMs: 20_000 })
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
+      expect(r.stderr).toMatch(/^torusd: /)
+    }
+  })
+})
