@@ -1,0 +1,137 @@
+/**
+ * `NbdServer`: a TCP listener that runs {@link serveConnection} on every accepted socket and
+ * keeps the connection set, so `close()` can end them all.
+ *
+ * Spec: NetworkBlockDevice/nbd `doc/proto.md`, "Newstyle negotiation" (any port may be used
+ * for debugging; 10809 is the IANA port), "Terminating the transmission phase" (on shutdown,
+ * wait for in-flight requests, answer later ones with ESHUTDOWN).
+ */
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { silentLogger, type Logger } from '@torus/core'
+import { serveConnection, type NbdConnection, type NbdServeOptions } from './nbd-connection.js'
+import { createNbdStats, snapshotNbdStats, type NbdStats } from './stats.js'
+import type { ExportListing } from './protocol/handshake.js'
+
+export interface NbdServerOptions extends Omit<NbdServeOptions, 'stats' | 'listExports'> {
+  /** Exports for NBD_OPT_LIST. */
+  listExports(): Promise<ExportListing[]> | ExportListing[]
+  /** Shutdown: how long `close()` lets in-flight requests finish before hard-closing. Default 10 s. */
+  closeTimeoutMs?: number
+}
+
+export interface NbdListenOptions {
+  /** Default `127.0.0.1`. */
+  host?: string
+  /** 0 picks a free port. Default 10809 (the IANA NBD port). */
+  port?: number
+}
+
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000
+
+export class NbdServer {
+  readonly #options: NbdServerOptions
+  readonly #log: Logger
+  readonly #stats: NbdStats = createNbdStats()
+  readonly #connections = new Set<NbdConnection>()
+  readonly #serveOptions: NbdServeOptions
+  #server: Server | undefined
+  #closing: Promise<void> | undefined
+
+  constructor(options: NbdServerOptions) {
+    if (typeof options.resolveExport !== 'function' && typeof options.openExport !== 'function') {
+      throw new TypeError('NbdServer needs resolveExport or openExport')
+    }
+    if (typeof options.listExports !== 'function') throw new TypeError('listExports must be a function')
+    this.#options = options
+    // Explicit copies: `options` may be a class instance whose methods live on its prototype.
+    const { closeTimeoutMs: _closeTimeoutMs, resolveExport: _resolve, openExport: _open, listExports: _list, ...rest } = options
+    this.#serveOptions = { ...rest, listExports: () => options.listExports(), stats: this.#stats }
+    if (typeof options.openExport === 'function') this.#serveOptions.openExport = (name) => options.openExport!(name)
+    else this.#serveOptions.resolveExport = (name) => options.resolveExport!(name)
+    this.#log = (options.logger ?? silentLogger).child({ component: 'nbd:server' })
+  }
+
+  /** Connections currently open (handshake or transmission). */
+  get connections(): number {
+    return this.#connections.size
+  }
+
+  /** A snapshot of the counters (requests by command, bytes, errors). */
+  get stats(): NbdStats {
+    return snapshotNbdStats(this.#stats)
+  }
+
+  /** The bound address while listening. */
+  get address(): AddressInfo | undefined {
+    const a = this.#server?.address()
+    return a !== null && typeof a === 'object' ? a : undefined
+  }
+
+  /** Starts listening; resolves with the bound address (useful with port 0). */
+  async listen(options: NbdListenOptions = {}): Promise<AddressInfo> {
+    if (this.#server !== undefined) throw new Error('NbdServer is already listening')
+    if (this.#closing !== undefined) throw new Error('NbdServer is closed')
+    const server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
+    this.#server = server
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        server.off('listening', onListening)
+        reject(err)
+      }
+      const onListening = (): void => {
+        server.off('error', onError)
+        resolve()
+      }
+      server.once('error', onError)
+      server.once('listening', onListening)
+      server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 10809 })
+    }).catch((err: unknown) => {
+      this.#server = undefined
+      throw err
+    })
+    server.on('error', (err) => this.#log.error('listener error', { err }))
+    const address = this.address!
+    this.#log.info('listening', { host: address.address, port: address.port })
+    return address
+  }
+
+  /**
+   * Stops accepting, then closes every connection: those in the handshake at once, those in
+   * transmission after their in-flight requests finish (new requests get ESHUTDOWN), hard after
+   * `closeTimeoutMs`. Safe to call twice.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
+    const server = this.#server
+    const stopped =
+      server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
+    const timeoutMs = this.#options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS
+    const conns = [...this.#connections]
+    const timer = setTimeout(() => {
+      for (const c of this.#connections) c.destroy()
+    }, timeoutMs)
+    timer.unref()
+    await Promise.all(conns.map((c) => c.close()))
+    clearTimeout(timer)
+    await stopped
+    this.#log.info('closed')
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closing !== undefined) {
+      socket.destroy()
+      return
+    }
+    const conn = serveConnection(socket, this.#serveOptions)
+    this.#connections.add(conn)
+    this.#log.debug('connection', { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}` })
+    void conn.closed.then(() => this.#connections.delete(conn))
+  }
+}
+
+export { serveConnection } from './nbd-connection.js'
+export type { NbdConnection, NbdExportHandle, NbdServeOptions } from './nbd-connection.js'
