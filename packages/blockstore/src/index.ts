@@ -8,4 +8,5 @@
  */
 export { AbstractBlockStore, type AbstractBlockStoreOptions } from './abstract-block-store.js'
 export { MemoryBlockStore, type MemoryBlockStoreOptions } from './memory-block-store.js'
+export { FileBlockStore, type FileBlockStoreOptions } from './file-block-store.js'
 export type { BlockStore, BlockStoreOptions, BlockStoreSupports, BlockStoreUsage } from '@torus/core'

@@ -47,10 +47,12 @@ export function concurrencyTests(ctx: SuiteContext): void {
       const reads: Promise<Uint8Array | undefined>[] = []
       const partial: Promise<Uint8Array>[] = []
       const write = store.write(r, 0, fresh)
-      for (let i = 0; i < 8; i++) {
+      // Spread the reads over microtask and event-loop turns so some land mid-allocation.
+      for (let i = 0; i < 12; i++) {
         reads.push(store.get(r))
         const target = new Uint8Array(B)
         partial.push(store.read(r, 0, target).then(() => target))
+        await (i % 3 === 2 ? new Promise<void>((resolve) => setImmediate(resolve)) : Promise.resolve())
       }
       await write
       for (const seen of [...(await Promise.all(reads)), ...(await Promise.all(partial))]) {
