@@ -62,7 +62,10 @@ export class MemoryMetadataStore extends AbstractMetadataStore {
     const run = this.#tail.then(async () => {
       throwIfAborted(options.signal)
       const next = this.model.clone()
-      const result = op(next, this.clock.now())
+      const nowMs = this.clock.now()
+      // Expired leases go first, so their removal is committed with whatever change comes next.
+      next.sweep(nowMs)
+      const result = op(next, nowMs)
       if (next.dirty) {
         next.dirty = false
         await this._commit(next)
