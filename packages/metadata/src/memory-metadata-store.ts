@@ -15,6 +15,8 @@ import type {
 import { AbstractMetadataStore } from './abstract-metadata-store.js'
 import { MetadataModel } from './metadata-model.js'
 
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 export interface MemoryMetadataStoreOptions {
   /** Drives lease expiry. Default: the system clock. */
   clock?: Clock
@@ -111,7 +113,10 @@ export class MemoryMetadataStore extends AbstractMetadataStore {
     }
     for (const [id, atMs] of deadlines) {
       if (this.#timers.has(id)) continue
-      const timer = this.clock.setTimeout(() => this.#expire(id), Math.max(0, atMs - this.clock.now()))
+      // Node fires a timer longer than 2^31-1 ms at once; an early timer finds nothing to sweep
+      // and is simply re-armed for the time left.
+      const delayMs = Math.min(MAX_TIMER_MS, Math.max(0, atMs - this.clock.now()))
+      const timer = this.clock.setTimeout(() => this.#expire(id), delayMs)
       this.#timers.set(id, { timer, atMs })
     }
   }

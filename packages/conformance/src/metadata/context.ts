@@ -69,9 +69,8 @@ export function useStore(harness: Harness<MetadataStore>): StoreHandle {
     async reopen(): Promise<MetadataStore> {
       if (harness.reopen === undefined) throw new Error('harness has no reopen()')
       if (current === undefined) throw new Error('store used outside a test')
-      const old = current
-      current = undefined
-      current = await harness.reopen(old)
+      // If reopen fails, the old (closed) instance stays current so afterEach still destroys it.
+      current = await harness.reopen(current)
       return current
     },
   }
