@@ -91,8 +91,11 @@ export class FileBlockStore extends AbstractBlockStore {
   }
 
   protected override async _open(): Promise<void> {
-    await mkdir(this.#dir, { recursive: true })
-    const entries = await readdir(this.#dir, { withFileTypes: true })
+    const entries = await mkdir(this.#dir, { recursive: true })
+      .then(() => readdir(this.#dir, { withFileTypes: true }))
+      .catch((err: unknown) => {
+        throw mapFsError(err as NodeJS.ErrnoException)
+      })
     try {
       for (const entry of entries) {
         if (entry.isDirectory() && VOLUME_DIR_RE.test(entry.name) && Number(entry.name) <= MAX_VOLUME_ID) await this.#loadVolume(Number(entry.name) as VolumeId)
@@ -239,6 +242,9 @@ export class FileBlockStore extends AbstractBlockStore {
       }
       this.#usedBlocks++
       vol.blocks++
+      // Held until the accounting below is done, so a deleteVolume draining this volume
+      // subtracts its blocks only after a failed allocation has given its reservation back.
+      vol.inflight++
       let settle!: () => void
       vol.pending.set(index, new Promise<void>((resolve) => (settle = resolve)))
       try {
@@ -256,6 +262,7 @@ export class FileBlockStore extends AbstractBlockStore {
       } finally {
         vol.pending.delete(index)
         settle()
+        this.#release(vol)
       }
       return
     }

@@ -72,6 +72,26 @@ describe('FileBlockStore on disk', () => {
   })
 })
 
+describe('FileBlockStore deleteVolume races', () => {
+  it('keeps usage equal to the allocated blocks when deleteVolume races writes and allocations', async () => {
+    const store = await open()
+    for (let i = 0; i < 8; i++) await store.put(new BlockRef(1, i), bytes(B, i))
+    const ops: Promise<unknown>[] = []
+    for (let i = 0; i < 16; i++) {
+      ops.push(store.write(new BlockRef(1, i), 0, bytes(64, i)))
+      if (i === 4) ops.push(store.deleteVolume(volumeId(1)))
+      ops.push(store.read(new BlockRef(1, i), 0, new Uint8Array(64)))
+    }
+    await Promise.all(ops)
+    let allocated = 0
+    for (let i = 0; i < 16; i++) if (await store.has(new BlockRef(1, i))) allocated++
+    expect(store.usage().blocks).toBe(allocated)
+    await store.close()
+    const again = await open()
+    expect(again.usage().blocks).toBe(allocated)
+  })
+})
+
 describe('FileBlockStore index validation', () => {
   async function storeWithOneBlock(): Promise<string> {
     const store = await open()
