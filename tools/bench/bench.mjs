@@ -69,7 +69,7 @@ const servers = {
     const file = path.join(work, 'qemu.raw')
     fs.writeFileSync(file, '')
     fs.truncateSync(file, sizeBytes)
-    const child = spawn('qemu-nbd', ['-f', 'raw', '-b', '127.0.0.1', '-p', String(port), '-x', 'bench', '--persistent', '--shared=16', file], { stdio: ['ignore', 'ignore', 'inherit'] })
+    const child = spawn('qemu-nbd', ['-f', 'raw', '-b', '127.0.0.1', '-p', String(port), '-x', 'bench', '--persistent', '--shared=16', file], { stdio: ['ignore', 'ignore', 'ignore'] })
     children.push(child)
     await waitForPort(port)
     return { uri: `nbd://127.0.0.1:${port}/bench`, child, stop: () => stopChild(child, 'SIGTERM') }

@@ -26,6 +26,8 @@ export interface VolumeManagerOptions {
 export class VolumeManager {
   readonly #opts: VolumeManagerOptions
   readonly #entries = new Map<string, Entry>()
+  /** Volumes being closed; a new open waits, so it never races the old lock's release. */
+  readonly #closing = new Map<string, Promise<void>>()
 
   constructor(options: VolumeManagerOptions) {
     this.#opts = options
@@ -34,6 +36,10 @@ export class VolumeManager {
   /** Opens (or shares) the volume; `undefined` when no such volume exists. */
   async acquire(name: string): Promise<Volume | undefined> {
     let entry = this.#entries.get(name)
+    while (entry === undefined && this.#closing.has(name)) {
+      await this.#closing.get(name)
+      entry = this.#entries.get(name)
+    }
     if (entry === undefined) {
       const info = await this.#opts.metadata.getVolume(name)
       if (info === undefined) return undefined
@@ -64,6 +70,12 @@ export class VolumeManager {
     entry.refs--
     if (entry.refs > 0) return
     this.#entries.delete(name)
+    const closing = this.#close(name, entry).finally(() => this.#closing.delete(name))
+    this.#closing.set(name, closing)
+    await closing
+  }
+
+  async #close(name: string, entry: Entry): Promise<void> {
     const volume = await entry.opening.catch(() => undefined)
     if (volume === undefined) return
     try {
@@ -81,6 +93,7 @@ export class VolumeManager {
 
   /** Deletes a volume and frees its blocks; refuses while NBD clients use it. */
   async delete(name: string): Promise<VolumeInfo> {
+    await this.#closing.get(name)
     const entry = this.#entries.get(name)
     if (entry !== undefined && entry.refs > 0) {
       throw new TorusError('TORUS_LOCKED', `volume ${name} is in use by ${entry.refs} NBD connection(s); disconnect them first`, {
@@ -102,6 +115,7 @@ export class VolumeManager {
   async closeAll(): Promise<void> {
     const entries = [...this.#entries]
     this.#entries.clear()
+    await Promise.all(this.#closing.values())
     await Promise.all(
       entries.map(async ([name, e]) => {
         const v = await e.opening.catch(() => undefined)
@@ -112,7 +126,16 @@ export class VolumeManager {
 
   async #open(info: VolumeInfo): Promise<Volume> {
     const { metadata, store, holder, leaseTtlMs, logger } = this.#opts
-    const volume = await openVolume({ metadata, store, name: info.name, holder, leaseTtlMs, logger: logger.child({ volume: info.name }) })
+    const volume = await openVolume({
+      metadata,
+      store,
+      name: info.name,
+      holder,
+      leaseTtlMs,
+      logger: logger.child({ volume: info.name }),
+      // The volume refuses writes from here on (clients get EIO); say so loudly.
+      onLost: (err) => logger.error('volume lock lost, refusing writes', { volume: info.name, code: err.code, err }),
+    })
     logger.info('volume opened', { volume: info.name, id: info.id, generation: volume.generation })
     return volume
   }
