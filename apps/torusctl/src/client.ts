@@ -1,3 +1,4 @@
+import http from 'node:http'
 import type { ClusterConfig, VolumeInfo } from '@torus/core'
 import type { Endpoint } from './endpoint.js'
 
@@ -39,31 +40,51 @@ export class TorusClient {
     return this.#call('DELETE', `/v1/volumes/${encodeURIComponent(name)}`)
   }
 
-  async #call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response
-    try {
-      res = await fetch(`${this.endpoint.baseUrl}${path}`, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      })
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause
-      const why = cause?.code === 'ECONNREFUSED' ? 'connection refused' : (err as Error).name === 'TimeoutError' ? `no answer in ${this.timeoutMs / 1000}s` : (cause?.code ?? (err as Error).message)
-      throw new ApiError(`cannot reach torusd at ${this.endpoint.raw} (${why}); is torusd running? Set -C/--endpoint or TORUS_ENDPOINT`, 'TORUS_UNAVAILABLE')
-    }
-    const text = await res.text()
-    let json: unknown
-    try {
-      json = JSON.parse(text)
-    } catch {
-      throw new ApiError(`unexpected reply from ${this.endpoint.raw} (HTTP ${res.status}); is that a torusd peer address?`, 'TORUS_PROTOCOL')
-    }
-    if (!res.ok) {
-      const e = (json as { error?: { code?: string; message?: string } }).error
-      throw new ApiError(e?.message ?? `HTTP ${res.status}`, e?.code ?? 'TORUS_PROTOCOL')
-    }
-    return json as T
+  // node:http rather than fetch: fetch refuses "bad ports" (1, 6000, 10080, …) that an
+  // operator may well have given torusd.
+  #call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const payload = body === undefined ? undefined : JSON.stringify(body)
+    const url = new URL(`${this.endpoint.baseUrl}${path}`)
+    return new Promise<T>((resolve, reject) => {
+      const req = http.request(
+        url,
+        {
+          method,
+          headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+          timeout: this.timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('error', (err) => reject(this.#unreachable(err)))
+          res.on('end', () => {
+            const status = res.statusCode ?? 0
+            let json: unknown
+            try {
+              json = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+            } catch {
+              reject(new ApiError(`unexpected reply from ${this.endpoint.raw} (HTTP ${status}); is that a torusd peer address?`, 'TORUS_PROTOCOL'))
+              return
+            }
+            if (status < 200 || status >= 300) {
+              const e = (json as { error?: { code?: string; message?: string } } | null)?.error
+              reject(new ApiError(e?.message ?? `HTTP ${status}`, e?.code ?? 'TORUS_PROTOCOL'))
+              return
+            }
+            resolve(json as T)
+          })
+        },
+      )
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })))
+      req.on('error', (err) => reject(this.#unreachable(err)))
+      req.end(payload)
+    })
+  }
+
+  #unreachable(err: Error): ApiError {
+    const code = (err as NodeJS.ErrnoException).code
+    const why =
+      code === 'ECONNREFUSED' ? 'connection refused' : code === 'ETIMEDOUT' ? `no answer in ${this.timeoutMs / 1000}s` : code === 'ENOTFOUND' ? 'unknown host' : (code ?? err.message)
+    return new ApiError(`cannot reach torusd at ${this.endpoint.raw} (${why}); is torusd running? Set -C/--endpoint or TORUS_ENDPOINT`, 'TORUS_UNAVAILABLE')
   }
 }
