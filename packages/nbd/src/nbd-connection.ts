@@ -129,6 +129,8 @@ const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000
 const DEFAULT_MAX_INFLIGHT_REQUESTS = 256
 const DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
 const DEFAULT_SETTLE_TIMEOUT_MS = 30_000
+/** Handshake replies queued beyond this stop option parsing until the socket drains. */
+const HANDSHAKE_WRITE_LIMIT_BYTES = 256 * 1024
 /** After we end our side, give the client this long to close before destroying the socket. */
 const LINGER_MS = 2_000
 
@@ -289,6 +291,13 @@ class Connection implements NbdConnection {
   }
 
   readonly #onDrain = (): void => {
+    if (this.#state === 'handshake') {
+      if (!this.#paused || this.#socketGone) return
+      this.#paused = false
+      if (!this.#handshakeBusy) this.#socket.resume()
+      this.#pumpHandshake()
+      return
+    }
     this.#maybeResume()
   }
 
@@ -364,6 +373,14 @@ class Connection implements NbdConnection {
     const hs = this.#handshake
     if (hs === undefined) return
     while (!this.#handshakeBusy && this.#state === 'handshake' && !this.#ending) {
+      // A client that sends options without reading the replies must not grow our write buffer.
+      if (this.#socket.writableLength >= HANDSHAKE_WRITE_LIMIT_BYTES) {
+        if (!this.#paused) {
+          this.#paused = true
+          this.#socket.pause()
+        }
+        return
+      }
       const ev = hs.next()
       if (ev === undefined) return
       this.#onHandshakeEvent(ev)
@@ -404,7 +421,7 @@ class Connection implements NbdConnection {
       () => {
         this.#handshakeBusy = false
         if (this.#state === 'handshake' && !this.#socketGone) {
-          this.#socket.resume()
+          if (!this.#paused) this.#socket.resume()
           this.#pumpHandshake()
         }
       },
@@ -510,6 +527,7 @@ class Connection implements NbdConnection {
     this.#fuaHonoured = (flags & FLAG_SEND_FUA) !== 0
     this.#limits = { sizeBytes: device.sizeBytes, transmissionFlags: flags, blockSize: this.#blockSize }
     this.#parser = new RequestParser({ maxPayloadBytes: this.#blockSize.maximumPayloadBytes })
+    this.#paused = false
     this.#stats.sessionsTotal++
     this.#log.debug('transmission', { export: name, sizeBytes: device.sizeBytes, flags })
     if (rest.length > 0) this.#parser.push(rest)

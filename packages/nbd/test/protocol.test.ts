@@ -169,6 +169,23 @@ describe.each([duplexTransport, tcpTransport])('NBD protocol over $name', (trans
       expect((await c.go('disk')).final).toBe(C.REP_ACK)
     })
 
+    it('answers a flood of unknown options in order, even when the client reads late', async () => {
+      const c = await client()
+      await c.start()
+      const n = 5000
+      const one = Buffer.alloc(16)
+      one.writeUInt32BE(C.IHAVEOPT_HI, 0)
+      one.writeUInt32BE(C.IHAVEOPT_LO, 4)
+      const flood = Buffer.concat(Array.from({ length: n }, (_, i) => Buffer.from(one.writeUInt32BE(0x1000 + i, 8) && one)))
+      c.send(flood)
+      await new Promise((r) => setTimeout(r, 200))
+      for (let i = 0; i < n; i++) {
+        const r = await c.readOptionReply()
+        if (r.option !== 0x1000 + i || r.type !== C.REP_ERR_UNSUP) throw new Error(`reply ${i}: ${r.option} ${r.type}`)
+      }
+      expect((await c.go('disk')).final).toBe(C.REP_ACK)
+    })
+
     it('answers malformed NBD_OPT_GO with NBD_REP_ERR_INVALID', async () => {
       const c = await client()
       await c.start()

@@ -324,6 +324,8 @@ export class ServerHandshake {
   readonly maxOptionBytes: number
   #buf: Buffer = Buffer.alloc(0)
   #pos = 0
+  #pending: Buffer[] = []
+  #pendingBytes = 0
   #phase: Phase = 'client-flags'
   #noZeroes = false
 
@@ -342,26 +344,41 @@ export class ServerHandshake {
 
   /** Bytes received but not parsed yet. */
   get bufferedBytes(): number {
-    return this.#buf.length - this.#pos
+    return this.#buf.length - this.#pos + this.#pendingBytes
   }
 
   push(chunk: Uint8Array): void {
-    if (this.#phase === 'done' || this.#phase === 'closed') return
+    if (this.#phase === 'done' || this.#phase === 'closed' || chunk.byteLength === 0) return
     const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
     if (this.#pos >= this.#buf.length) {
       this.#buf = c
+      this.#pos = 0
     } else {
-      this.#buf = Buffer.concat([this.#buf.subarray(this.#pos), c])
+      // Joined lazily in #ensure, so bytes dribbled in one at a time are not re-copied each time.
+      this.#pending.push(c)
+      this.#pendingBytes += c.length
     }
+  }
+
+  /** Makes `n` contiguous bytes available at #pos if they have arrived. */
+  #ensure(n: number): boolean {
+    if (this.#buf.length - this.#pos >= n) return true
+    if (this.#buf.length - this.#pos + this.#pendingBytes < n) return false
+    this.#buf = Buffer.concat([this.#buf.subarray(this.#pos), ...this.#pending])
     this.#pos = 0
+    this.#pending = []
+    this.#pendingBytes = 0
+    return true
   }
 
   /** Ends the handshake and returns any bytes received after the final option. */
   finish(): Buffer {
     this.#phase = 'done'
-    const rest = this.#buf.subarray(this.#pos)
+    const rest = this.#pendingBytes === 0 ? this.#buf.subarray(this.#pos) : Buffer.concat([this.#buf.subarray(this.#pos), ...this.#pending])
     this.#buf = Buffer.alloc(0)
     this.#pos = 0
+    this.#pending = []
+    this.#pendingBytes = 0
     return rest
   }
 
@@ -376,10 +393,6 @@ export class ServerHandshake {
     }
   }
 
-  #available(): number {
-    return this.#buf.length - this.#pos
-  }
-
   #close(reason: HandshakeCloseReason, option?: number, bytes?: Buffer): HandshakeEvent {
     this.#phase = 'closed'
     const ev: HandshakeEvent = { type: 'close', reason }
@@ -389,7 +402,7 @@ export class ServerHandshake {
   }
 
   #clientFlags(): HandshakeEvent | undefined {
-    if (this.#available() < CLIENT_FLAGS_BYTES) return undefined
+    if (!this.#ensure(CLIENT_FLAGS_BYTES)) return undefined
     const flags = this.#buf.readUInt32BE(this.#pos)
     this.#pos += CLIENT_FLAGS_BYTES
     // "the server MUST drop the TCP connection if the client sets an unknown flag"
@@ -400,9 +413,9 @@ export class ServerHandshake {
   }
 
   #option(): HandshakeEvent | undefined {
-    if (this.#available() < OPTION_HEADER_BYTES) return undefined
-    const b = this.#buf
-    const p = this.#pos
+    if (!this.#ensure(OPTION_HEADER_BYTES)) return undefined
+    let b = this.#buf
+    let p = this.#pos
     if (b.readUInt32BE(p) !== IHAVEOPT_HI || b.readUInt32BE(p + 4) !== IHAVEOPT_LO) return this.#close('bad-magic')
     const option = b.readUInt32BE(p + 8)
     const length = b.readUInt32BE(p + 12)
@@ -411,7 +424,9 @@ export class ServerHandshake {
       if (option === OPT_EXPORT_NAME) return this.#close('option-too-big', option)
       return this.#close('option-too-big', option, encodeOptionError(option, REP_ERR_TOO_BIG, 'option data too long'))
     }
-    if (this.#available() < OPTION_HEADER_BYTES + length) return undefined
+    if (!this.#ensure(OPTION_HEADER_BYTES + length)) return undefined
+    b = this.#buf
+    p = this.#pos
     const data = b.subarray(p + OPTION_HEADER_BYTES, p + OPTION_HEADER_BYTES + length)
     this.#pos = p + OPTION_HEADER_BYTES + length
     return this.#dispatch(option, data)
