@@ -6,7 +6,7 @@
  */
 import { TorusError } from '@torus/core'
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest'
-import { nbdConstants as C } from '../src/index.js'
+import { encodeRequest, nbdConstants as C } from '../src/index.js'
 import { duplexTransport, tcpTransport, type Harness, type ServeOptions } from './helpers/harness.js'
 import { MemoryDevice } from './helpers/memory-device.js'
 import { RawClient, goData, until } from './helpers/raw-client.js'
@@ -521,6 +521,21 @@ describe.each([duplexTransport, tcpTransport])('NBD protocol over $name', (trans
       expect(seen.size).toBe(n)
       expect(peak).toBeLessThanOrEqual(8)
       expect(peak).toBeGreaterThan(1)
+    })
+
+    it('stops reading requests while replies pile up unread', async () => {
+      await h.close()
+      await start({ maxInflightBytes: MiB })
+      const c = await session()
+      const n = 1000
+      const len = 64 * 1024
+      c.socket.pause() // the client stops reading replies
+      c.send(Buffer.concat(Array.from({ length: n }, (_, i) => encodeRequest(C.CMD_READ, { cookie: BigInt(i), offset: (i % 16) * len, length: len }))))
+      await new Promise((r) => setTimeout(r, 300))
+      if (transport === tcpTransport) expect(h.stats().requests.read).toBeLessThan(n)
+      c.socket.resume()
+      for (let i = 0; i < n; i++) expect((await c.readReply(len)).error).toBe(0)
+      expect(h.stats().requests.read).toBe(n)
     })
 
     it('answers later requests with ESHUTDOWN when the server closes, after finishing in-flight ones', async () => {

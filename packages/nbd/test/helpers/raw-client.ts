@@ -4,7 +4,8 @@ import { nbdConstants as C, encodeRequest } from '../../src/index.js'
 /** A scripted NBD client for hostile-byte tests: send raw bytes, await exact byte counts. */
 export class RawClient {
   readonly socket: Duplex
-  #buf = Buffer.alloc(0)
+  #chunks: Buffer[] = []
+  #length = 0
   #waiters: Array<() => void> = []
   #closed = false
   readonly closed: Promise<void>
@@ -12,7 +13,8 @@ export class RawClient {
   constructor(socket: Duplex) {
     this.socket = socket
     socket.on('data', (c: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, c])
+      this.#chunks.push(c)
+      this.#length += c.length
       this.#wake()
     })
     socket.on('error', () => {})
@@ -39,7 +41,23 @@ export class RawClient {
 
   /** Bytes received and not yet read. */
   get pending(): number {
-    return this.#buf.length
+    return this.#length
+  }
+
+  #take(n: number): Buffer {
+    const first = this.#chunks[0]
+    let out: Buffer
+    if (first !== undefined && first.length >= n) {
+      out = first.subarray(0, n)
+      if (first.length === n) this.#chunks.shift()
+      else this.#chunks[0] = first.subarray(n)
+    } else {
+      const all = Buffer.concat(this.#chunks)
+      out = all.subarray(0, n)
+      this.#chunks = all.length > n ? [all.subarray(n)] : []
+    }
+    this.#length -= n
+    return out
   }
 
   send(bytes: Uint8Array): void {
@@ -49,9 +67,9 @@ export class RawClient {
   /** Resolves with exactly `n` bytes; rejects if the server closes first or after `timeoutMs`. */
   async read(n: number, timeoutMs = 5000): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs
-    while (this.#buf.length < n) {
-      if (this.#closed) throw new Error(`connection closed with ${this.#buf.length}/${n} bytes`)
-      if (Date.now() > deadline) throw new Error(`timeout with ${this.#buf.length}/${n} bytes`)
+    while (this.#length < n) {
+      if (this.#closed) throw new Error(`connection closed with ${this.#length}/${n} bytes`)
+      if (Date.now() > deadline) throw new Error(`timeout with ${this.#length}/${n} bytes`)
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 50)
         this.#waiters.push(() => {
@@ -60,9 +78,7 @@ export class RawClient {
         })
       })
     }
-    const out = this.#buf.subarray(0, n)
-    this.#buf = this.#buf.subarray(n)
-    return out
+    return this.#take(n)
   }
 
   /** Waits for the server to close; returns any bytes it sent first. */
@@ -71,9 +87,7 @@ export class RawClient {
       this.closed,
       new Promise((_, reject) => setTimeout(() => reject(new Error('server did not close')), timeoutMs)),
     ])
-    const rest = this.#buf
-    this.#buf = Buffer.alloc(0)
-    return rest
+    return this.#take(this.#length)
   }
 
   destroy(): void {
