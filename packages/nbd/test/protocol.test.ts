@@ -176,7 +176,12 @@ describe.each([duplexTransport, tcpTransport])('NBD protocol over $name', (trans
       const one = Buffer.alloc(16)
       one.writeUInt32BE(C.IHAVEOPT_HI, 0)
       one.writeUInt32BE(C.IHAVEOPT_LO, 4)
-      const flood = Buffer.concat(Array.from({ length: n }, (_, i) => Buffer.from(one.writeUInt32BE(0x1000 + i, 8) && one)))
+      const flood = Buffer.concat(
+        Array.from({ length: n }, (_, i) => {
+          one.writeUInt32BE(0x1000 + i, 8)
+          return Buffer.from(one)
+        }),
+      )
       c.send(flood)
       await new Promise((r) => setTimeout(r, 200))
       for (let i = 0; i < n; i++) {
