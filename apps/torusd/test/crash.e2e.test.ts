@@ -26,6 +26,26 @@ describe.skipIf(!haveLibnbd)('SIGKILL right after a FLUSH reply (needs python3-l
     if (tmp !== undefined) fs.rmSync(tmp, { recursive: true, force: true })
   })
 
+  it('SIGTERM with a client attached flushes acknowledged writes and exits 0', async () => {
+    const name = 'term'
+    const size = 32 * 1024 * 1024
+    expect((await d.ctl('volume', 'create-block', name, String(size))).code).toBe(0)
+    const expected = path.join(tmp, `${name}.expected`)
+    const client = new Service(python, [fixture, d.uri(name), String(size), '7', expected, 'noflush'])
+    try {
+      await client.waitFor(/^WRITTEN$/, 120_000)
+      const stopped = await d.kill('SIGTERM')
+      expect(stopped).toEqual({ code: 0, signal: null })
+    } finally {
+      await client.stop('SIGKILL')
+    }
+    expect(d.service!.lines.some((l) => l.includes('"msg":"stopped"'))).toBe(true)
+    await d.restart()
+    const actual = path.join(tmp, `${name}.actual`)
+    expect((await run('nbdcopy', [d.uri(name), actual])).code).toBe(0)
+    expect(fs.readFileSync(actual).equals(fs.readFileSync(expected))).toBe(true)
+  })
+
   for (const seed of [1, 2]) {
     it(`keeps every flushed byte (seed ${seed})`, async () => {
       const name = `crash${seed}`
