@@ -46,7 +46,7 @@ const servers = {
     const ports = { nbd: await freePort(), http: await freePort(), peer: await freePort() }
     const dataDir = path.join(work, 'torusd')
     const nodeArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args['cpu-prof'])}`] : []
-    const child = spawn(process.execPath, [...nodeArgs, path.join(root, 'apps/torusd/dist/main.js'), '--data-dir', dataDir, '--size', String(sizeBytes * 2),
+    const child = spawn(process.execPath, [...nodeArgs, path.join(root, 'apps/torusd/bin/torusd.cjs'), '--data-dir', dataDir, '--size', String(sizeBytes * 2),
       '--nbd-address', `127.0.0.1:${ports.nbd}`, '--port', String(ports.http), '--peer-address', `ws://127.0.0.1:${ports.peer}`, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] })
     children.push(child)
     await waitForPort(ports.nbd)

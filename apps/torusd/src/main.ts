@@ -18,6 +18,7 @@ async function main(): Promise<void> {
     .option('block-size', { type: 'string', describe: `Block size when this node formats a new cluster (default ${DEFAULTS.blockSize})` })
     .option('lease-ttl', { type: 'string', describe: `Volume lock lease TTL in seconds [env TORUS_LEASE_TTL] (default ${DEFAULTS.leaseTtlSeconds})` })
     .option('log-level', { type: 'string', describe: `debug, info, warn or error [env TORUS_LOG_LEVEL] (default ${DEFAULTS.logLevel})` })
+    .option('io-threads', { type: 'string', describe: 'Threads for block I/O (libuv pool; read by bin/torusd.cjs) [env UV_THREADPOOL_SIZE] (default: cores - 1)' })
     .option('etcd', { type: 'string', describe: 'etcd HOST:PORT for a multi-node cluster [env ETCD_HOST, ETCD_PORT] (not available yet)' })
     .option('debug-init', { type: 'boolean', describe: 'Initialise an uninitialised etcd cluster [env DEBUG_INIT]' })
     .strict()
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
   }
 
   const logger = createJsonLogger({ level: config.logLevel, write: (line) => process.stderr.write(line), fields: { app: 'torusd' } })
+  logger.info('io threads', { ioThreads: Number(process.env.UV_THREADPOOL_SIZE ?? 4) })
   const daemon = new Daemon(config, logger)
   installSignalHandlers(daemon, logger)
   try {

@@ -36,9 +36,7 @@ export function preadFull(fd: number, target: Uint8Array, position: number): Pro
   })
 }
 
-export function fdatasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err === null ? resolve() : reject(mapFsError(err)))))
-}
+export { fdatasyncOffPool as fdatasync } from './sync-thread.js'
 
 export function closeFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.close(fd, (err) => (err === null ? resolve() : reject(mapFsError(err)))))

@@ -318,11 +318,12 @@ class Connection implements NbdConnection {
 
   #write(buf: Buffer): void {
     if (this.#socketGone || this.#socket.destroyed || this.#socket.writableEnded) return
-    // Batch replies that complete in the same tick into one writev.
+    // Batch replies that complete in the same event-loop turn (several fs callbacks land in one
+    // poll phase) into one writev: at queue depth the send syscall dominates the main thread.
     if (!this.#corked) {
       this.#corked = true
       this.#socket.cork()
-      process.nextTick(this.#uncork)
+      setImmediate(this.#uncork)
     }
     this.#socket.write(buf)
   }

@@ -5,12 +5,12 @@ import { fileURLToPath } from 'node:url'
 import { freePort, run, Service, type RunResult } from '@torus/testing'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..')
-export const TORUSD_MAIN = path.join(root, 'apps/torusd/dist/main.js')
+export const TORUSD_MAIN = path.join(root, 'apps/torusd/bin/torusd.cjs')
 export const TORUSCTL_MAIN = path.join(root, 'apps/torusctl/dist/main.js')
 
 /** The daemon tests run the built apps, exactly what bin/ runs. */
 export function assertBuilt(): void {
-  for (const f of [TORUSD_MAIN, TORUSCTL_MAIN]) {
+  for (const f of [path.join(root, 'apps/torusd/dist/main.js'), TORUSCTL_MAIN]) {
     if (!fs.existsSync(f)) throw new Error(`${f} is missing: run \`pnpm build\` first (scripts/test.sh does)`)
   }
 }
