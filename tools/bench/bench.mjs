@@ -86,9 +86,13 @@ for (const name of only) {
   fio(server.uri, { name: 'prefill', rw: 'write', bs: '1m', iodepth: 8 }, { timeBased: false })
   results[name] = {}
   for (const job of JOBS) {
+    const cpu0 = cpuSeconds(server.child.pid)
+    const t0 = process.hrtime.bigint()
     const r = fio(server.uri, job, { timeBased: true })
+    // Server CPU (user+system, all threads) as a share of one core over the whole fio run.
+    r.serverCpuPct = (100 * (cpuSeconds(server.child.pid) - cpu0)) / (Number(process.hrtime.bigint() - t0) / 1e9)
     results[name][job.name] = r
-    log(`   ${job.name.padEnd(18)} ${fmtNum(r.iops).padStart(8)} IOPS ${r.mibps.toFixed(1).padStart(8)} MiB/s  p50 ${fmtLat(r.p50us)}  p99 ${fmtLat(r.p99us)}`)
+    log(`   ${job.name.padEnd(18)} ${fmtNum(r.iops).padStart(8)} IOPS ${r.mibps.toFixed(1).padStart(8)} MiB/s  p50 ${fmtLat(r.p50us)}  p99 ${fmtLat(r.p99us)}  server cpu ${r.serverCpuPct.toFixed(0)}%`)
   }
   if (name === 'torusd') rss.torusd = peakRssBytes(server.child.pid)
   await server.stop()
@@ -102,12 +106,12 @@ function render() {
   const lines = []
   lines.push(`fio nbd engine, ${runtime}s per job, ${fmtBytes(sizeBytes)} export (prefilled), files in ${baseDir}`)
   lines.push('')
-  lines.push('| job | server | IOPS | MiB/s | p50 | p99 |')
-  lines.push('|---|---|---:|---:|---:|---:|')
+  lines.push('| job | server | IOPS | MiB/s | p50 | p99 | server CPU |')
+  lines.push('|---|---|---:|---:|---:|---:|---:|')
   for (const job of JOBS) {
     for (const name of only) {
       const r = results[name][job.name]
-      lines.push(`| ${job.name} | ${name} | ${fmtNum(r.iops)} | ${r.mibps.toFixed(1)} | ${fmtLat(r.p50us)} | ${fmtLat(r.p99us)} |`)
+      lines.push(`| ${job.name} | ${name} | ${fmtNum(r.iops)} | ${r.mibps.toFixed(1)} | ${fmtLat(r.p50us)} | ${fmtLat(r.p99us)} | ${r.serverCpuPct.toFixed(0)}% |`)
     }
   }
   if (only.includes('torusd') && only.length > 1) {
@@ -138,6 +142,12 @@ function fio(uri, job, { timeBased }) {
   const side = job.rw.includes('read') ? j.read : j.write
   const pct = side.clat_ns.percentile ?? {}
   return { iops: side.iops, mibps: side.bw_bytes / 1024 / 1024, p50us: (pct['50.000000'] ?? 0) / 1000, p99us: (pct['99.000000'] ?? 0) / 1000 }
+}
+
+function cpuSeconds(pid) {
+  // /proc/PID/stat fields 14 and 15: utime and stime in clock ticks (100 Hz on Linux).
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
 function peakRssBytes(pid) {

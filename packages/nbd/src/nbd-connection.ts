@@ -62,6 +62,7 @@ import {
   type ExportLimits,
   type NbdRequest,
 } from './protocol/transmission.js'
+import { sharedPayloadPool } from './payload-pool.js'
 import { createNbdStats, type NbdRequestCounts, type NbdStats } from './stats.js'
 
 /** An export opened for one connection; `close` runs once the connection is over. */
@@ -527,7 +528,7 @@ class Connection implements NbdConnection {
     this.#exportName = name
     this.#fuaHonoured = (flags & FLAG_SEND_FUA) !== 0
     this.#limits = { sizeBytes: device.sizeBytes, transmissionFlags: flags, blockSize: this.#blockSize }
-    this.#parser = new RequestParser({ maxPayloadBytes: this.#blockSize.maximumPayloadBytes })
+    this.#parser = new RequestParser({ maxPayloadBytes: this.#blockSize.maximumPayloadBytes, allocatePayload: (n) => sharedPayloadPool.acquire(n) })
     this.#paused = false
     this.#stats.sessionsTotal++
     this.#log.debug('transmission', { export: name, sizeBytes: device.sizeBytes, flags })
@@ -631,7 +632,12 @@ class Connection implements NbdConnection {
           return
         }
         case CMD_WRITE:
-          await device.write(req.offset, req.data!, fua ? this.#optsFua : this.#optsPlain)
+          try {
+            await device.write(req.offset, req.data!, fua ? this.#optsFua : this.#optsPlain)
+          } finally {
+            // Settled: the device no longer reads the payload (BlockDevice contract).
+            if (req.pooled === true) sharedPayloadPool.release(req.data!)
+          }
           this.#stats.bytesWritten += req.length
           break
         case CMD_FLUSH:

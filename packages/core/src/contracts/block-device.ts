@@ -42,6 +42,10 @@ export interface BlockDevice {
   readonly supports: BlockDeviceSupports
   /** Fills `target` with the bytes at `[offsetBytes, offsetBytes + target.byteLength)`. */
   read(offsetBytes: number, target: Uint8Array, options?: AbortOptions): Promise<void>
+  /**
+   * Writes `data` at `offsetBytes`. The device must not keep a reference to `data` once the
+   * returned promise settles: callers (the NBD server) recycle the buffer.
+   */
   write(offsetBytes: number, data: Uint8Array, options?: WriteOptions): Promise<void>
   flush(options?: AbortOptions): Promise<void>
   /** Advisory: the range's contents are undefined until rewritten; capacity may be released. */

@@ -55,7 +55,10 @@ export interface BlockStore {
    * block (zeros when absent). Resolves `true` when the block is allocated.
    */
   read(ref: BlockRef, offsetBytes: number, target: Uint8Array, options?: AbortOptions): Promise<boolean>
-  /** Writes `data` at `offsetBytes` within the block, allocating it (zero-filled) if absent. */
+  /**
+   * Writes `data` at `offsetBytes` within the block, allocating it (zero-filled) if absent.
+   * `data` (like `put`'s `block`) must not be retained once the promise settles.
+   */
   write(ref: BlockRef, offsetBytes: number, data: Uint8Array, options?: AbortOptions): Promise<void>
   has(ref: BlockRef, options?: AbortOptions): Promise<boolean>
   /** Makes the block absent and releases its capacity. No-op when absent. */

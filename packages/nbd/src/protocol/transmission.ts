@@ -73,6 +73,8 @@ export interface NbdRequest {
   data: Buffer | undefined
   /** A WRITE whose payload exceeded the maximum payload and was read and dropped. */
   payloadDiscarded: boolean
+  /** `data` came from `allocatePayload` (not a view of a socket chunk) and may be recycled. */
+  pooled?: boolean
 }
 
 /** A violation after which the stream cannot be parsed any further: hard disconnect. */
@@ -88,6 +90,8 @@ export interface RequestParserOptions {
   maxPayloadBytes?: number
   /** Largest oversized WRITE payload skipped to stay in sync (default 2 × maxPayloadBytes). */
   maxDiscardBytes?: number
+  /** Where payload buffers that span chunks come from (default `Buffer.allocUnsafe`). */
+  allocatePayload?: (length: number) => Buffer
 }
 
 const enum State {
@@ -113,7 +117,10 @@ export class RequestParser {
   constructor(options: RequestParserOptions = {}) {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES
     this.maxDiscardBytes = options.maxDiscardBytes ?? 2 * this.maxPayloadBytes
+    this.#allocatePayload = options.allocatePayload ?? ((n) => Buffer.allocUnsafe(n))
   }
+
+  readonly #allocatePayload: (length: number) => Buffer
 
   /** Bytes pushed but not yet consumed (excluding a partially filled payload). */
   get bufferedBytes(): number {
@@ -240,7 +247,8 @@ export class RequestParser {
       return req
     }
     this.#req = req
-    this.#payload = Buffer.allocUnsafe(req.length)
+    this.#payload = this.#allocatePayload(req.length)
+    req.pooled = true
     this.#fill = 0
     this.#state = State.Payload
     return undefined
