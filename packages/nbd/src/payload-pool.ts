@@ -12,6 +12,7 @@ export class PayloadPool {
   readonly maxPooledBytes: number
   #idleBytes = 0
   readonly #free = new Map<number, Buffer[]>()
+  readonly #owned = new WeakSet<ArrayBufferLike>()
 
   constructor(maxPooledBytes = 64 * 1024 * 1024) {
     this.maxPooledBytes = maxPooledBytes
@@ -27,14 +28,16 @@ export class PayloadPool {
       this.#idleBytes -= size
       return buf.subarray(0, length)
     }
-    return Buffer.allocUnsafeSlow(size).subarray(0, length)
+    const fresh = Buffer.allocUnsafeSlow(size)
+    this.#owned.add(fresh.buffer)
+    return fresh.subarray(0, length)
   }
 
   /** Returns a buffer from `acquire()`; other buffers are ignored. */
   release(view: Buffer): void {
     if (view.length < PayloadPool.MIN_POOLED_BYTES) return
     const size = view.buffer.byteLength
-    if (view.byteOffset !== 0 || size !== sizeClass(view.length)) return
+    if (view.byteOffset !== 0 || !this.#owned.has(view.buffer)) return
     if (this.#idleBytes + size > this.maxPooledBytes) return
     let list = this.#free.get(size)
     if (list === undefined) this.#free.set(size, (list = []))
