@@ -1,0 +1,60 @@
+// torusd's configuration: flags over the original image's env vars over defaults, and every
+// bad value is a ConfigError that names the flag (torusd exits 2 with it).
+import { describe, expect, it } from 'vitest'
+import { ConfigError, hostPort, resolveConfig } from '../src/config.js'
+
+describe('resolveConfig', () => {
+  it('uses defaults when nothing is given', () => {
+    const c = resolveConfig({}, { HOME: '/home/x' })
+    expect(c).toMatchObject({
+      sizeBytes: 2 * 1024 ** 3,
+      http: { host: '127.0.0.1', port: 4321 },
+      peerAddress: 'ws://127.0.0.1:40000',
+      peerListen: { host: '127.0.0.1', port: 40000 },
+      nbd: { host: '127.0.0.1', port: 10809 },
+      blockSizeBytes: 512 * 1024,
+      leaseTtlMs: 10_000,
+      logLevel: 'info',
+    })
+  })
+
+  it('reads the original env vars, and flags win over them', () => {
+    const env = { STORAGE_SIZE: '5GiB', LISTEN_HOST: '0.0.0.0', LISTEN_HTTP_PORT: '4000', PEER_ADDRESS: 'ws://10.1.2.3:41000', ETCD_HOST: 'etcd', ETCD_PORT: '2389' }
+    const c = resolveConfig({}, env)
+    expect(c).toMatchObject({ sizeBytes: 5 * 1024 ** 3, http: { host: '0.0.0.0', port: 4000 }, peerListen: { host: '10.1.2.3', port: 41000 }, etcd: 'etcd:2389' })
+    expect(resolveConfig({ size: '3GiB', port: '5000' }, env)).toMatchObject({ sizeBytes: 3 * 1024 ** 3, http: { port: 5000 } })
+  })
+
+  it('turns NBD off with "off"', () => {
+    expect(resolveConfig({ nbdAddress: 'off' }, {}).nbd).toBeUndefined()
+  })
+
+  it('rejects bad values with the flag in the message', () => {
+    const cases: Array<[Parameters<typeof resolveConfig>[0], NodeJS.ProcessEnv, RegExp]> = [
+      [{ size: 'abc' }, {}, /--size/],
+      [{ size: '1MiB' }, {}, /too small/],
+      [{}, { STORAGE_SIZE: '-1' }, /STORAGE_SIZE/],
+      [{ port: '70000' }, {}, /--port/],
+      [{}, { LISTEN_HTTP_PORT: 'x' }, /LISTEN_HTTP_PORT/],
+      [{ peerAddress: 'http://h:1' }, {}, /--peer-address/],
+      [{ peerAddress: 'not a url' }, {}, /--peer-address/],
+      [{ nbdAddress: 'nowhere' }, {}, /--nbd-address/],
+      [{ blockSize: '3KiB' }, {}, /--block-size/],
+      [{ leaseTtl: '0' }, {}, /--lease-ttl/],
+      [{ logLevel: 'loud' }, {}, /--log-level/],
+    ]
+    for (const [flags, env, message] of cases) {
+      expect(() => resolveConfig(flags, env), JSON.stringify(flags) + JSON.stringify(env)).toThrow(ConfigError)
+      expect(() => resolveConfig(flags, env)).toThrow(message)
+    }
+  })
+})
+
+describe('hostPort', () => {
+  it('parses HOST:PORT, [v6]:PORT and :PORT', () => {
+    expect(hostPort('x', '0.0.0.0:10809')).toEqual({ host: '0.0.0.0', port: 10809 })
+    expect(hostPort('x', '[::1]:10809')).toEqual({ host: '::1', port: 10809 })
+    expect(hostPort('x', ':10809')).toEqual({ host: '127.0.0.1', port: 10809 })
+    expect(() => hostPort('x', '10809')).toThrow(ConfigError)
+  })
+})
