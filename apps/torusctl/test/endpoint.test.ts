@@ -37,7 +37,7 @@ describe('parseEndpoint', () => {
 
 describe('resolveEndpoint', () => {
   it('prefers the flag, then TORUS_ENDPOINT, then the config file, then the default', () => {
-    const env = { ...home({ endpoint: 'torus://file:1' }), TORUS_ENDPOINT: 'torus://env:2' }
+    const env: NodeJS.ProcessEnv = { ...home({ endpoint: 'torus://file:1' }), TORUS_ENDPOINT: 'torus://env:2' }
     expect(resolveEndpoint('torus://flag:3', env).baseUrl).toBe('http://flag:3')
     expect(resolveEndpoint(undefined, env).baseUrl).toBe('http://env:2')
     expect(resolveEndpoint(undefined, { HOME: env.HOME }).baseUrl).toBe('http://file:1')

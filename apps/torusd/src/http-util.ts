@@ -62,17 +62,31 @@ export interface Route {
 /** A tiny router: first matching route wins; unknown paths 404, wrong methods 405. */
 export function createRouter(routes: Route[]): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost')
-    const matching = routes.filter((r) => r.pattern.test(url.pathname))
-    const route = matching.find((r) => r.method === req.method)
-    if (route === undefined) {
-      if (matching.length > 0) sendJson(res, 405, { error: { code: 'TORUS_INVALID_ARGUMENT', message: `method ${req.method} not allowed on ${url.pathname}` } })
-      else sendJson(res, 404, { error: { code: 'TORUS_NOT_FOUND', message: `no such endpoint: ${url.pathname}` } })
-      return
-    }
-    const params = route.pattern.exec(url.pathname)!.slice(1).map((p) => decodeURIComponent(p))
+    // Everything that looks at the request runs inside the promise chain: a malformed URL or
+    // percent-encoding must be a 400, never an exception that takes the daemon down.
     Promise.resolve()
-      .then(() => route.handler(req, res, params))
+      .then(() => {
+        let pathname: string
+        try {
+          pathname = new URL(req.url ?? '/', 'http://localhost').pathname
+        } catch {
+          throw new TorusError('TORUS_INVALID_ARGUMENT', 'malformed request URL')
+        }
+        const matching = routes.filter((r) => r.pattern.test(pathname))
+        const route = matching.find((r) => r.method === req.method)
+        if (route === undefined) {
+          if (matching.length > 0) sendJson(res, 405, { error: { code: 'TORUS_INVALID_ARGUMENT', message: `method ${req.method} not allowed on ${pathname}` } })
+          else sendJson(res, 404, { error: { code: 'TORUS_NOT_FOUND', message: `no such endpoint: ${pathname}` } })
+          return
+        }
+        let params: string[]
+        try {
+          params = route.pattern.exec(pathname)!.slice(1).map((p) => decodeURIComponent(p))
+        } catch {
+          throw new TorusError('TORUS_INVALID_ARGUMENT', 'malformed percent-encoding in the request path')
+        }
+        return route.handler(req, res, params)
+      })
       .catch((err: unknown) => {
         if (!res.headersSent) sendError(res, err)
         else res.destroy()

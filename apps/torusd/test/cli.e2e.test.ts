@@ -1,8 +1,9 @@
 // torusctl against a real torusd process: volume life cycle, output formats, and every kind of
 // bad input giving a one-line error and the documented exit code (0 ok, 1 failed, 2 usage).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { run } from '@torus/testing'
-import { TORUSCTL_MAIN, TORUSD_MAIN, Torusd } from './helpers/torusd.js'
+import net from 'node:net'
+import { hasCommand, run, Service } from '@torus/testing'
+import { canRun, HAVE_PYTHON_LIBNBD, TORUSCTL_MAIN, TORUSD_MAIN, Torusd } from './helpers/torusd.js'
 
 let d: Torusd
 
@@ -114,7 +115,7 @@ describe('torusd', () => {
     expect(metrics).toMatch(/process_resident_memory_bytes/)
   })
 
-  it('frees the space of a deleted volume', async () => {
+  it.skipIf(!canRun(hasCommand('qemu-io'), 'qemu-io'))('frees the space of a deleted volume', async () => {
     expect((await d.ctl('volume', 'create-block', 'space', '64MiB')).code).toBe(0)
     const w = await run('qemu-io', ['-f', 'raw', d.uri('space'), '-c', 'write -P 0x5a 0 8M', '-c', 'flush'])
     expect(w.code, w.stderr + w.stdout).toBe(0)
@@ -122,6 +123,43 @@ describe('torusd', () => {
     expect(await used()).toBe(8 * 1024 * 1024)
     expect((await d.ctl('volume', 'delete', 'space')).code).toBe(0)
     expect(await used()).toBe(0)
+  })
+
+  it('answers malformed HTTP requests with 400 and keeps running', async () => {
+    const bad = await fetch(`http://127.0.0.1:${d.ports.peer}/v1/volumes/%E0%A4%A`)
+    expect(bad.status).toBe(400)
+    expect(await bad.json()).toMatchObject({ error: { code: 'TORUS_INVALID_ARGUMENT' } })
+    const raw = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(d.ports.peer, '127.0.0.1', () => s.end('GET http://[ HTTP/1.1\r\nHost: x\r\n\r\n'))
+      let out = ''
+      s.on('data', (c: Buffer) => (out += c.toString()))
+      s.on('end', () => resolve(out))
+      s.on('error', reject)
+    })
+    expect(raw).toMatch(/^HTTP\/1\.1 400/)
+    for (const body of ['{', '[]', '{"name": 5, "sizeBytes": "1GiB"}', '{"name": "x", "sizeBytes": -1}', '{"name": "../x", "sizeBytes": 1048576}', `{"name": "big", "sizeBytes": ${2 ** 60}}`]) {
+      const r = await fetch(`http://127.0.0.1:${d.ports.peer}/v1/volumes`, { method: 'POST', body, headers: { 'content-type': 'application/json' } })
+      expect(r.status, body).toBe(400)
+      expect(await r.json()).toMatchObject({ error: { code: 'TORUS_INVALID_ARGUMENT' } })
+    }
+    expect((await d.http('/healthz')).status).toBe(200)
+    expect(d.service!.running).toBe(true)
+  })
+
+  it.skipIf(!canRun(HAVE_PYTHON_LIBNBD, 'python3-libnbd'))('refuses to delete a volume while an NBD client uses it', async () => {
+    expect((await d.ctl('volume', 'create-block', 'busy', '16MiB')).code).toBe(0)
+    const client = new Service('/usr/bin/python3', ['-c', `import nbd, sys, time\nh = nbd.NBD()\nh.connect_uri("${d.uri('busy')}")\nprint("CONNECTED", flush=True)\ntime.sleep(60)`])
+    try {
+      await client.waitFor(/^CONNECTED$/)
+      const r = await d.ctl('volume', 'delete', 'busy')
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/volume busy is in use by 1 NBD connection/)
+    } finally {
+      await client.stop('SIGKILL')
+    }
+    // Once the client is gone the delete goes through.
+    for (let i = 0; i < 50 && (await d.ctl('volume', 'delete', 'busy')).code !== 0; i++) await new Promise((r) => setTimeout(r, 100))
+    expect(await d.ctlJson<Array<{ name: string }>>('volume', 'list')).not.toContainEqual(expect.objectContaining({ name: 'busy' }))
   })
 
   it('refuses a second daemon on the same data dir', async () => {

@@ -7,12 +7,12 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hasCommand, run } from '@torus/testing'
-import { Torusd } from './helpers/torusd.js'
+import { canRun, Torusd } from './helpers/torusd.js'
 
 const tools = ['nbdinfo', 'qemu-io', 'qemu-img', 'nbdcopy', 'fio']
 const missing = tools.filter((t) => !hasCommand(t))
 
-describe.skipIf(missing.length > 0)(`real NBD clients (needs ${tools.join(', ')})`, () => {
+describe.skipIf(!canRun(missing.length === 0, missing.join(', ')))(`real NBD clients (needs ${tools.join(', ')})`, () => {
   let d: Torusd
   let tmp: string
 

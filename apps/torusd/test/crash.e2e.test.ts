@@ -7,13 +7,12 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hasCommand, run, Service } from '@torus/testing'
-import { Torusd } from './helpers/torusd.js'
+import { canRun, HAVE_PYTHON_LIBNBD, Torusd } from './helpers/torusd.js'
 
 const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/flush-then-wait.py')
 const python = '/usr/bin/python3'
-const haveLibnbd = fs.existsSync(python) && fs.existsSync('/usr/lib/python3/dist-packages/nbd.py') && hasCommand('nbdcopy')
 
-describe.skipIf(!haveLibnbd)('SIGKILL right after a FLUSH reply (needs python3-libnbd, nbdcopy)', () => {
+describe.skipIf(!canRun(HAVE_PYTHON_LIBNBD && hasCommand('nbdcopy'), 'python3-libnbd and nbdcopy'))('SIGKILL right after a FLUSH reply (needs python3-libnbd, nbdcopy)', () => {
   let d: Torusd
   let tmp: string
 

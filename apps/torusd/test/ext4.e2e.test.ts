@@ -8,9 +8,9 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { run } from '@torus/testing'
 import { FuseAttachment, isMounted } from './helpers/fuse-attach.js'
-import { Torusd } from './helpers/torusd.js'
+import { canRun, Torusd } from './helpers/torusd.js'
 
-describe.skipIf(!FuseAttachment.available())('ext4 on a torusd volume (needs root, qemu-storage-daemon, /dev/fuse, e2fsprogs)', () => {
+describe.skipIf(!canRun(FuseAttachment.available(), 'root, qemu-storage-daemon, /dev/fuse and e2fsprogs'))('ext4 on a torusd volume (needs root, qemu-storage-daemon, /dev/fuse, e2fsprogs)', () => {
   let d: Torusd
   let tmp: string
   let fuse: FuseAttachment

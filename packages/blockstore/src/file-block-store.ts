@@ -22,6 +22,11 @@ export interface FileBlockStoreOptions {
   /** Allocation limit across all volumes (allocated blocks × block size). */
   capacityBytes: number
   logger?: Logger
+  /**
+   * How a data or index file is made durable. Default: fdatasync(2) on a dedicated thread.
+   * Tests pass a recording or failing wrapper to check what a flush syncs, and in what order.
+   */
+  fdatasync?: (fd: number) => Promise<void>
 }
 
 /** Index bytes are written back to disk in pages of this size. */
@@ -78,6 +83,8 @@ export class FileBlockStore extends AbstractBlockStore {
   #usedBlocks = 0
   #flushing: Promise<void> | undefined
   #flushQueued: Promise<void> | undefined
+  /** Set by a failed flush: every later write, delete and flush rejects with it. */
+  #failed: TorusError | undefined
 
   constructor(options: FileBlockStoreOptions) {
     super(options)
@@ -88,7 +95,10 @@ export class FileBlockStore extends AbstractBlockStore {
     this.#dir = options.dir
     this.#capacityBytes = options.capacityBytes
     this.#log = (options.logger ?? silentLogger).child({ component: 'blockstore:file' })
+    this.#fdatasync = options.fdatasync ?? fdatasync
   }
+
+  readonly #fdatasync: (fd: number) => Promise<void>
 
   protected override async _open(): Promise<void> {
     const entries = await mkdir(this.#dir, { recursive: true })
@@ -113,7 +123,8 @@ export class FileBlockStore extends AbstractBlockStore {
 
   protected override async _close(): Promise<void> {
     try {
-      await this.#flushCoalesced()
+      // After a failed flush nothing more may be claimed durable: close without flushing.
+      if (this.#failed === undefined) await this.#flushCoalesced()
     } finally {
       await this.#closeVolumes()
       this.#log.info('closed', { dir: this.#dir })
@@ -145,6 +156,7 @@ export class FileBlockStore extends AbstractBlockStore {
   }
 
   protected _write(ref: BlockRef, offsetBytes: number, data: Uint8Array): Promise<void> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed)
     const vol = this.#volumes.get(ref.volumeId)
     if (vol !== undefined && vol.index[ref.index] === 1) {
       return this.#pwrite(vol, data, ref.index * this.blockSizeBytes + offsetBytes)
@@ -157,6 +169,7 @@ export class FileBlockStore extends AbstractBlockStore {
   }
 
   protected async _delete(ref: BlockRef): Promise<void> {
+    if (this.#failed !== undefined) throw this.#failed
     await this.#settle(ref)
     const vol = this.#volumes.get(ref.volumeId)
     if (vol === undefined || vol.index[ref.index] !== 1) return
@@ -190,6 +203,7 @@ export class FileBlockStore extends AbstractBlockStore {
   }
 
   protected override _flush(): Promise<void> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed)
     return this.#flushCoalesced()
   }
 
@@ -368,7 +382,7 @@ export class FileBlockStore extends AbstractBlockStore {
     }
     if (work.length === 0) return
     try {
-      await Promise.all(work.map((w) => (w.data ? fdatasync(w.vol.dataFd) : undefined)))
+      await Promise.all(work.map((w) => (w.data ? this.#fdatasync(w.vol.dataFd) : undefined)))
       // Index pages are rewritten in place rather than through a temp file and rename: each entry
       // is a single byte that is 0 or 1 in both the old and the new page, so a write torn at any
       // byte or sector boundary still leaves a valid index that claims only durable blocks (the
@@ -379,16 +393,16 @@ export class FileBlockStore extends AbstractBlockStore {
         work.map(async (w) => {
           if (w.runs.length === 0) return
           await Promise.all(w.runs.map((r) => pwriteAll(w.vol.indexFd, r.bytes, r.position)))
-          await fdatasync(w.vol.indexFd)
+          await this.#fdatasync(w.vol.indexFd)
         }),
       )
     } catch (err) {
-      for (const w of work) {
-        if (w.data) w.vol.dataDirty = true
-        for (const p of w.pages) w.vol.dirtyPages.add(p)
-      }
-      this.#log.error('flush failed', { dir: this.#dir, err })
-      throw err
+      // A failed fdatasync may already have dropped the dirty pages it could not write (Linux
+      // marks them clean), so a retry could "succeed" over lost bytes. The store stops taking
+      // writes and flushes until it is reopened, which is the only honest answer.
+      this.#failed ??= new TorusError('TORUS_CORRUPT', `flush failed in ${this.#dir}; writes and flushes are refused until the store is reopened`, { cause: err })
+      this.#log.error('flush failed, refusing writes until reopened', { dir: this.#dir, err })
+      throw this.#failed
     } finally {
       for (const w of work) this.#release(w.vol)
     }

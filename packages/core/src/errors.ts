@@ -19,6 +19,7 @@ export const TORUS_ERROR_CODES = [
   'TORUS_NOT_INITIALIZED',
   'TORUS_INVALID_ARGUMENT',
   'TORUS_READ_ONLY',
+  'TORUS_INTERNAL',
 ] as const
 
 export type TorusErrorCode = (typeof TORUS_ERROR_CODES)[number]

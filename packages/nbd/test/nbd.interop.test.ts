@@ -17,7 +17,7 @@ import { until } from './helpers/raw-client.js'
 const MiB = 1024 * 1024
 const PATH_WITH_SYSTEM_PYTHON = `/usr/bin${delimiter}${process.env.PATH ?? ''}`
 
-function has(binary: string): boolean {
+function found(binary: string): boolean {
   for (const dir of PATH_WITH_SYSTEM_PYTHON.split(delimiter)) {
     try {
       accessSync(join(dir, binary), constants.X_OK)
@@ -27,6 +27,13 @@ function has(binary: string): boolean {
     }
   }
   return false
+}
+
+/** Skips when a client is missing, unless CI demands every interop test (TORUS_REQUIRE_INTEROP=1). */
+function has(binary: string): boolean {
+  const ok = found(binary)
+  if (!ok && process.env.TORUS_REQUIRE_INTEROP === '1') throw new Error(`TORUS_REQUIRE_INTEROP=1 but ${binary} is not installed`)
+  return ok
 }
 
 interface Run {
