@@ -25,7 +25,11 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 say "installing pnpm and the workspace"
 if ! command -v pnpm >/dev/null || ! pnpm --version | grep -q '^10\.'; then
-  npm i -g pnpm@10.34.9 >/dev/null
+  # Global install where npm may write there (root, nvm); otherwise into ~/.local.
+  npm i -g pnpm@10.34.9 >/dev/null 2>&1 || {
+    npm i -g --prefix "$HOME/.local" pnpm@10.34.9 >/dev/null
+    export PATH="$HOME/.local/bin:$PATH"
+  }
 fi
 pnpm install --frozen-lockfile >/dev/null
 say "building"
@@ -42,8 +46,11 @@ else
   say "not root: skipping the NBD client tools (install libnbd-bin, qemu-utils, qemu-system-common yourself for the tour)"
 fi
 
-if [ -f "$RUN_DIR/torusd.pid" ] && kill -0 "$(cat "$RUN_DIR/torusd.pid")" 2>/dev/null; then
-  say "torusd already running (pid $(cat "$RUN_DIR/torusd.pid"))"
+running() {  # our torusd, not just any process that reused the pid
+  [ -f "$RUN_DIR/torusd.pid" ] && tr '\0' ' ' <"/proc/$(cat "$RUN_DIR/torusd.pid")/cmdline" 2>/dev/null | grep -q torusd
+}
+if running; then
+  say "torusd already running (pid $(cat "$RUN_DIR/torusd.pid")); reusing it"
 else
   say "starting torusd (data in $DATA_DIR, log in $RUN_DIR/torusd.log)"
   nohup "$root/bin/torusd" --data-dir "$DATA_DIR" --size "$STORAGE_SIZE" \
@@ -55,7 +62,7 @@ fi
 export TORUS_ENDPOINT="torus://127.0.0.1:$PEER_PORT"
 for _ in $(seq 100); do
   if "$root/bin/torusctl" volume list >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$(cat "$RUN_DIR/torusd.pid")" 2>/dev/null; then
+  if ! running; then
     echo "torusd exited; last log lines:" >&2; tail -n 20 "$RUN_DIR/torusd.log" >&2; exit 1
   fi
   sleep 0.2
@@ -67,4 +74,7 @@ else
   "$root/bin/torusctl" volume create-block "$VOLUME" "$VOLUME_SIZE" >&2
 fi
 "$root/bin/torusctl" volume list >&2
-echo "nbd://127.0.0.1:$NBD_PORT/$VOLUME"
+# Ask the daemon where it serves NBD: a daemon started earlier may use other ports than this run.
+nbd=$("$root/bin/torusctl" -o json status | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).addresses?.nbd ?? ""))')
+[ -n "$nbd" ] || { echo "torusd serves no NBD listener (--nbd-address off)" >&2; exit 1; }
+echo "nbd://$nbd/$VOLUME"

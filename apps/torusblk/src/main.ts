@@ -1,5 +1,6 @@
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
+import { VERSION } from './version.js'
 
 // torusblk is the client side of Torus. Its commands arrive with the distributed data path;
 // for now it explains what it will do and exits non-zero on any command.
@@ -17,7 +18,9 @@ await yargs(hideBin(process.argv))
   .demandCommand(1, 'name a command')
   .strict()
   .help()
-  .version(false)
+  .alias('h', 'help')
+  .version(VERSION)
+  .wrap(Math.min(110, process.stdout.columns ?? 110))
   .fail((msg) => {
     process.stderr.write(`torusblk: ${msg}\nRun torusblk --help for usage.\n`)
     process.exit(2)

@@ -2,6 +2,18 @@ import http from 'node:http'
 import type { ClusterConfig, VolumeInfo } from '@torus/core'
 import type { Endpoint } from './endpoint.js'
 
+/** What `GET /v1/status` returns (see docs/control-api.md). */
+export interface DaemonStatus {
+  peer: string
+  peerAddress: string
+  addresses?: { http: string; peer: string; nbd?: string }
+  metadata: string
+  capacityBytes: number
+  usedBytes: number
+  openVolumes: Record<string, number>
+  nbdConnections: number
+}
+
 /** An error reported by torusd (carries its stable code) or by the network. */
 export class ApiError extends Error {
   override readonly name = 'ApiError'
@@ -34,6 +46,10 @@ export class TorusClient {
 
   createVolume(name: string, sizeBytes: number): Promise<VolumeInfo> {
     return this.#call('POST', '/v1/volumes', { name, sizeBytes })
+  }
+
+  status(): Promise<DaemonStatus> {
+    return this.#call('GET', '/v1/status')
   }
 
   deleteVolume(name: string): Promise<VolumeInfo> {

@@ -39,8 +39,9 @@ export function parseEndpoint(raw: string): Endpoint {
     return { kind: 'torus', raw: text, baseUrl: `http://${m[1]}:${m[2]}` }
   }
   if (text.startsWith('etcd://') || /^[^/]+:\d+(,[^/]+:\d+)*$/.test(text)) {
+    const hint = text.startsWith('etcd://') ? 'torus://HOST:PORT' : `torus://${text.split(',')[0]}`
     throw new UsageError(
-      `endpoint ${JSON.stringify(raw)} is etcd: etcd-backed clusters are not available in this version; use torus://HOST:PORT to reach a torusd`,
+      `endpoint ${JSON.stringify(raw)} means etcd, and etcd-backed clusters are not available in this version; to reach a torusd use ${hint}`,
     )
   }
   throw new UsageError(`invalid endpoint ${JSON.stringify(raw)}: expected torus://HOST:PORT (a torusd) or HOST:PORT (etcd)`)

@@ -5,6 +5,8 @@ import { init } from './commands/init.js'
 import { volumeCreateBlock, volumeDelete, volumeList } from './commands/volume.js'
 import { configPath, DEFAULT_ENDPOINT, resolveEndpoint, UsageError } from './endpoint.js'
 import type { OutputFormat } from './output.js'
+import { VERSION } from './version.js'
+import { status } from './commands/status.js'
 
 // Exit codes: 0 success, 1 the operation failed, 2 bad usage.
 interface Global {
@@ -71,13 +73,14 @@ async function main(): Promise<void> {
       (a) => run((client, g) => init(client, { blockSize: a['block-size'], replication: a.replication, ringType: a['ring-type'] }, g.output))(a),
     )
     .command('volume', 'Create, list and delete volumes', volumeCommands)
+    .command('status', 'Show the daemon: peer, addresses, capacity and usage, open volumes', {}, (a) => run((client, g) => status(client, g.output))(a))
     .completion('completion', 'Print a bash completion script')
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version(false)
+    .version(VERSION)
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((msg, err) => {
       if (err !== undefined && err !== null) fail(err)

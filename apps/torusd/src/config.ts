@@ -81,8 +81,9 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     throw new ConfigError(`--block-size: ${(err as Error).message}`)
   }
 
-  const ttl = Number(pick(flags.leaseTtl, 'TORUS_LEASE_TTL') ?? DEFAULTS.leaseTtlSeconds)
-  if (!Number.isFinite(ttl) || ttl < 1 || ttl > 3600) throw new ConfigError(`--lease-ttl must be 1 to 3600 seconds, got ${formatRaw(flags.leaseTtl)}`)
+  const ttlRaw = pick(flags.leaseTtl, 'TORUS_LEASE_TTL') ?? DEFAULTS.leaseTtlSeconds
+  const ttl = Number(ttlRaw)
+  if (!Number.isFinite(ttl) || ttl < 1 || ttl > 3600) throw new ConfigError(`--lease-ttl/TORUS_LEASE_TTL must be 1 to 3600 seconds, got ${formatRaw(ttlRaw)}`)
 
   const logLevel = String(pick(flags.logLevel, 'TORUS_LOG_LEVEL') ?? DEFAULTS.logLevel)
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error, got ${formatRaw(logLevel)}`)

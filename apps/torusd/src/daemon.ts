@@ -13,6 +13,7 @@ import {
   type MetadataStore,
   type PeerId,
   type RingType,
+  type VolumeId,
 } from '@torus/core'
 import { NbdServer } from '@torus/nbd'
 import type { DaemonConfig } from './config.js'
@@ -78,6 +79,7 @@ export class Daemon {
     const usage = store.usage()
     this.#log.info('block store open', { used: usage.usedBytes, capacity: usage.capacityBytes, blocks: usage.blocks })
 
+    await this.#removeOrphanedBlocks(metadata, store)
     const holder = `torusd/${this.#peerId}`
     await this.#releaseOwnStaleLocks(metadata, holder)
     this.#volumes = new VolumeManager({ metadata, store, holder, leaseTtlMs: config.leaseTtlMs, logger: this.#log.child({ component: 'volume' }) })
@@ -85,6 +87,9 @@ export class Daemon {
     const nbdAddress = await this.#startNbd()
     this.#metrics = createMetrics({ store, volumes: this.#volumes, nbd: this.#nbd, metadata })
     const peer = await listen((this.#peerServer = http.createServer(this.#controlApi())), config.peerListen)
+    if (!isLoopback(config.peerListen.host)) {
+      this.#log.warn('control API listens beyond loopback without authentication; anyone who reaches it can create and delete volumes', { peer })
+    }
     const httpAddr = await listen((this.#httpServer = http.createServer(this.#httpApi())), config.http)
     this.addresses = { http: httpAddr, peer, nbd: nbdAddress }
     this.#log.info('torusd ready', { peerId: this.#peerId, ...this.addresses })
@@ -124,6 +129,23 @@ export class Daemon {
   }
 
   /**
+   * A volume is deleted from metadata first and from the block store second; a crash in
+   * between leaves blocks that no volume owns. They are removed here, so they do not hold
+   * capacity forever.
+   */
+  async #removeOrphanedBlocks(metadata: MetadataStore, store: BlockStore): Promise<void> {
+    if (!store.supports.iterate) return
+    const known = new Set<number>((await metadata.listVolumes()).map((v) => v.id))
+    const orphans = new Set<VolumeId>()
+    for await (const ref of store.refs()) if (!known.has(ref.volumeId)) orphans.add(ref.volumeId)
+    for (const id of orphans) {
+      await store.deleteVolume(id)
+      this.#log.warn('removed blocks of a deleted volume', { id })
+    }
+    if (orphans.size > 0) await store.flush()
+  }
+
+  /**
    * Locks held under our own holder name belong to an earlier run of this very daemon (we hold
    * the data dir lock, so no other process of ours is alive): release them instead of waiting
    * out their leases, so a restart after a crash serves its volumes at once.
@@ -148,9 +170,9 @@ export class Daemon {
       logger: this.#log.child({ component: 'nbd' }),
       listExports: async () => (await metadata.listVolumes()).map((v) => ({ name: v.name, description: `torus block volume, ${formatSize(v.sizeBytes)}` })),
       openExport: async (name: string) => {
-        const volume = await volumes.acquire(name)
-        if (volume === undefined) return undefined
-        return { device: volume, close: () => volumes.release(name) }
+        const handle = await volumes.acquire(name)
+        if (handle === undefined) return undefined
+        return { device: handle.volume, close: () => handle.release() }
       },
     })
     const addr = await this.#nbd.listen({ host: nbd.host, port: nbd.port })
@@ -251,6 +273,10 @@ function ringTypeField(body: Record<string, unknown>): RingType {
   const v = body.ringType ?? 'single'
   if (v !== 'ketama' && v !== 'mod' && v !== 'single') throw new TorusError('TORUS_INVALID_ARGUMENT', `ringType must be ketama, mod or single, got ${JSON.stringify(v)}`)
   return v
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.')
 }
 
 function formatHost(host: string): string {

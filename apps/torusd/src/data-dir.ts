@@ -1,5 +1,6 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import fs from 'node:fs/promises'
+import net from 'node:net'
 import path from 'node:path'
 import { peerId, TorusError, type PeerId } from '@torus/core'
 
@@ -24,34 +25,30 @@ export async function loadOrCreatePeerId(dataDir: string): Promise<PeerId> {
 }
 
 /**
- * One daemon per data dir: a pid file that names a live process refuses the start. A pid file
- * left by a killed daemon (its pid no longer running) is taken over.
+ * One daemon per data dir. The lock is a Linux abstract-namespace socket named after the data
+ * dir's real path: binding it is atomic, and the kernel releases it when the process dies (even
+ * by SIGKILL), so there is no stale-lock race and no pid reuse to guess about. `torusd.pid` is
+ * written beside it for operators and for the error message only.
  */
 export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
-  const file = path.join(dataDir, 'torusd.pid')
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await fs.writeFile(file, `${process.pid}\n`, { flag: 'wx' })
-      return async () => {
-        await fs.rm(file, { force: true })
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      const other = Number((await fs.readFile(file, 'utf8').catch(() => '')).trim())
-      if (Number.isInteger(other) && other > 0 && other !== process.pid && isAlive(other)) {
-        throw new TorusError('TORUS_LOCKED', `data dir ${dataDir} is in use by torusd pid ${other}`)
-      }
-      await fs.rm(file, { force: true })
-    }
-  }
-  throw new TorusError('TORUS_LOCKED', `could not take ${file}`)
-}
-
-function isAlive(pid: number): boolean {
+  const real = await fs.realpath(dataDir)
+  const name = `\0torusd-data-dir:${createHash('sha256').update(real).digest('hex').slice(0, 40)}`
+  const server = net.createServer()
   try {
-    process.kill(pid, 0)
-    return true
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(name, () => resolve())
+    })
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+    const other = (await fs.readFile(path.join(dataDir, 'torusd.pid'), 'utf8').catch(() => '')).trim()
+    throw new TorusError('TORUS_LOCKED', `data dir ${dataDir} is in use by another torusd${/^\d+$/.test(other) ? ` (pid ${other})` : ''}`)
+  }
+  server.unref()
+  const pidFile = path.join(dataDir, 'torusd.pid')
+  await fs.writeFile(pidFile, `${process.pid}\n`)
+  return async () => {
+    await fs.rm(pidFile, { force: true })
+    await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 }

@@ -3,6 +3,7 @@ import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { ConfigError, DEFAULTS, defaultDataDir, resolveConfig } from './config.js'
 import { Daemon } from './daemon.js'
+import { VERSION } from './version.js'
 
 // Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.
 async function main(): Promise<void> {
@@ -23,7 +24,8 @@ async function main(): Promise<void> {
     .option('debug-init', { type: 'boolean', describe: 'Initialise an uninitialised etcd cluster [env DEBUG_INIT]' })
     .strict()
     .help()
-    .version(false)
+    .alias('h', 'help')
+    .version(VERSION)
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((msg, err) => {
       process.stderr.write(`torusd: ${msg ?? err?.message}\nRun torusd --help for usage.\n`)
@@ -55,7 +57,7 @@ async function main(): Promise<void> {
   }
 
   const logger = createJsonLogger({ level: config.logLevel, write: (line) => process.stderr.write(line), fields: { app: 'torusd' } })
-  logger.info('io threads', { ioThreads: Number(process.env.UV_THREADPOOL_SIZE ?? 4) })
+  logger.info('torusd starting', { version: VERSION, node: process.version, ioThreads: Number(process.env.UV_THREADPOOL_SIZE ?? 4) })
   const daemon = new Daemon(config, logger)
   installSignalHandlers(daemon, logger)
   try {

@@ -3,16 +3,21 @@ import { TorusError } from '@torus/core'
 import { openVolume, type Volume } from '@torus/volume'
 
 interface Entry {
+  name: string
   opening: Promise<Volume>
   refs: number
-  /** Set once the volume is open. */
-  volume?: Volume
+}
+
+/** A connection's hold on an open volume; `release()` once, when the connection is gone. */
+export interface VolumeHandle {
+  volume: Volume
+  release(): Promise<void>
 }
 
 export interface VolumeManagerOptions {
   metadata: MetadataStore
   store: BlockStore
-  /** Lock holder name shown to other openers, e.g. `torusd/<peer uuid>@host`. */
+  /** Lock holder name shown to other openers, e.g. `torusd/<peer uuid>`. */
   holder: string
   leaseTtlMs: number
   logger: Logger
@@ -21,10 +26,13 @@ export interface VolumeManagerOptions {
 /**
  * Opens each volume once for all the NBD connections that use it (they share one write lock
  * and one flush domain, which is what makes CAN_MULTI_CONN honest), and closes it — flush,
- * unlock — when the last connection goes away.
+ * unlock — when the last connection goes away. A volume whose lock was lost is retired at once:
+ * its connections keep the dead handle (writes fail with EIO) and the next connection opens it
+ * afresh under a new lock.
  */
 export class VolumeManager {
   readonly #opts: VolumeManagerOptions
+  /** The current entry per name; retired (lost) entries live on only in their handles. */
   readonly #entries = new Map<string, Entry>()
   /** Volumes being closed; a new open waits, so it never races the old lock's release. */
   readonly #closing = new Map<string, Promise<void>>()
@@ -34,7 +42,7 @@ export class VolumeManager {
   }
 
   /** Opens (or shares) the volume; `undefined` when no such volume exists. */
-  async acquire(name: string): Promise<Volume | undefined> {
+  async acquire(name: string): Promise<VolumeHandle | undefined> {
     let entry = this.#entries.get(name)
     while (entry === undefined && this.#closing.has(name)) {
       await this.#closing.get(name)
@@ -45,44 +53,29 @@ export class VolumeManager {
       if (info === undefined) return undefined
       entry = this.#entries.get(name) // another caller may have raced us past the await
       if (entry === undefined) {
-        const e: Entry = { refs: 0, opening: this.#open(info) }
-        entry = e
-        this.#entries.set(name, e)
-        e.opening.then(
-          (v) => (e.volume = v),
-          () => this.#entries.get(name) === e && this.#entries.delete(name),
-        )
+        const e: Entry = { name, refs: 0, opening: Promise.resolve(undefined as never) }
+        e.opening = this.#open(info, e)
+        e.opening.catch(() => this.#retire(e))
+        this.#entries.set(name, (entry = e))
       }
     }
     entry.refs++
+    let volume: Volume
     try {
-      return await entry.opening
+      volume = await entry.opening
     } catch (err) {
       entry.refs--
       throw err
     }
-  }
-
-  /** Drops one reference; the last one closes the volume. */
-  async release(name: string): Promise<void> {
-    const entry = this.#entries.get(name)
-    if (entry === undefined) return
-    entry.refs--
-    if (entry.refs > 0) return
-    this.#entries.delete(name)
-    const closing = this.#close(name, entry).finally(() => this.#closing.delete(name))
-    this.#closing.set(name, closing)
-    await closing
-  }
-
-  async #close(name: string, entry: Entry): Promise<void> {
-    const volume = await entry.opening.catch(() => undefined)
-    if (volume === undefined) return
-    try {
-      await volume.close()
-      this.#opts.logger.info('volume closed', { volume: name })
-    } catch (err) {
-      this.#opts.logger.error('volume close failed', { volume: name, err })
+    const e = entry
+    let released = false
+    return {
+      volume,
+      release: () => {
+        if (released) return Promise.resolve()
+        released = true
+        return this.#release(e)
+      },
     }
   }
 
@@ -100,6 +93,9 @@ export class VolumeManager {
         details: { volume: name, connections: entry.refs },
       })
     }
+    // Metadata first: if we die before the blocks are gone, the next start removes the
+    // orphaned blocks (Daemon #removeOrphanedBlocks); the reverse order would leave a volume
+    // whose data had vanished.
     const info = await this.#opts.metadata.deleteVolume(name)
     await this.#opts.store.deleteVolume(info.id)
     await this.#opts.store.flush()
@@ -107,24 +103,44 @@ export class VolumeManager {
     return info
   }
 
-  async flushAll(): Promise<void> {
-    await this.#opts.store.flush()
-  }
-
   /** Flushes and closes every open volume (shutdown). */
   async closeAll(): Promise<void> {
-    const entries = [...this.#entries]
+    const entries = [...this.#entries.values()]
     this.#entries.clear()
     await Promise.all(this.#closing.values())
-    await Promise.all(
-      entries.map(async ([name, e]) => {
-        const v = await e.opening.catch(() => undefined)
-        await v?.close().catch((err: unknown) => this.#opts.logger.error('volume close failed', { volume: name, err }))
-      }),
-    )
+    await Promise.all(entries.map((e) => this.#close(e)))
   }
 
-  async #open(info: VolumeInfo): Promise<Volume> {
+  async #release(entry: Entry): Promise<void> {
+    entry.refs--
+    if (entry.refs > 0) return
+    if (this.#entries.get(entry.name) !== entry) {
+      // Retired after losing its lock: close what is left (nothing to unlock).
+      await this.#close(entry)
+      return
+    }
+    this.#entries.delete(entry.name)
+    const closing = this.#close(entry).finally(() => this.#closing.delete(entry.name))
+    this.#closing.set(entry.name, closing)
+    await closing
+  }
+
+  #retire(entry: Entry): void {
+    if (this.#entries.get(entry.name) === entry) this.#entries.delete(entry.name)
+  }
+
+  async #close(entry: Entry): Promise<void> {
+    const volume = await entry.opening.catch(() => undefined)
+    if (volume === undefined) return
+    try {
+      await volume.close()
+      this.#opts.logger.info('volume closed', { volume: entry.name })
+    } catch (err) {
+      this.#opts.logger.error('volume close failed', { volume: entry.name, err })
+    }
+  }
+
+  async #open(info: VolumeInfo, entry: Entry): Promise<Volume> {
     const { metadata, store, holder, leaseTtlMs, logger } = this.#opts
     const volume = await openVolume({
       metadata,
@@ -133,8 +149,10 @@ export class VolumeManager {
       holder,
       leaseTtlMs,
       logger: logger.child({ volume: info.name }),
-      // The volume refuses writes from here on (clients get EIO); say so loudly.
-      onLost: (err) => logger.error('volume lock lost, refusing writes', { volume: info.name, code: err.code, err }),
+      onLost: (err) => {
+        logger.error('volume lock lost; its connections get EIO on writes, new connections reopen it', { volume: info.name, code: err.code, err })
+        this.#retire(entry)
+      },
     })
     logger.info('volume opened', { volume: info.name, id: info.id, generation: volume.generation })
     return volume

@@ -1,7 +1,9 @@
 // torusctl against a real torusd process: volume life cycle, output formats, and every kind of
 // bad input giving a one-line error and the documented exit code (0 ok, 1 failed, 2 usage).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import fs from 'node:fs'
 import net from 'node:net'
+import path from 'node:path'
 import { hasCommand, run, Service } from '@torus/testing'
 import { canRun, HAVE_PYTHON_LIBNBD, TORUSCTL_MAIN, TORUSD_MAIN, Torusd } from './helpers/torusd.js'
 
@@ -58,10 +60,12 @@ describe('torusctl volume', () => {
     expect(await d.ctlJson('volume', 'list')).toEqual([])
   })
 
-  it('reports sizes the daemon refuses (too small, not a multiple of 512) with exit 1', async () => {
-    const r = await d.ctl('volume', 'create-block', 'tiny', '1000')
-    expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/invalid volume size/)
+  it('rejects volume sizes below 1 MiB or not in 512-byte sectors as usage errors (exit 2)', async () => {
+    for (const size of ['1000', '1KiB', '1048577']) {
+      const r = await d.ctl('volume', 'create-block', 'tiny', size)
+      expect(r.code, size).toBe(2)
+      expect(r.stderr).toMatch(/invalid volume size/)
+    }
   })
 
   it('fails to delete a missing volume with exit 1', async () => {
@@ -162,10 +166,26 @@ describe('torusd', () => {
     expect(await d.ctlJson<Array<{ name: string }>>('volume', 'list')).not.toContainEqual(expect.objectContaining({ name: 'busy' }))
   })
 
+  it.skipIf(!canRun(hasCommand('qemu-io'), 'qemu-io'))('removes blocks a crash left without a volume at the next start', async () => {
+    expect((await d.ctl('volume', 'create-block', 'orphan', '16MiB')).code).toBe(0)
+    const w = await run('qemu-io', ['-f', 'raw', d.uri('orphan'), '-c', 'write -P 0x11 0 4M', '-c', 'flush'])
+    expect(w.code, w.stderr).toBe(0)
+    // A crash between the two halves of a delete: gone from metadata, blocks still on disk.
+    expect((await d.kill('SIGTERM')).code).toBe(0)
+    const file = path.join(d.dataDir, 'metadata', 'metadata.json')
+    const meta = JSON.parse(fs.readFileSync(file, 'utf8')) as { volumes: Array<{ name: string }> }
+    meta.volumes = meta.volumes.filter((v) => v.name !== 'orphan')
+    fs.writeFileSync(file, JSON.stringify(meta))
+    await d.restart()
+    expect(d.service!.lines.some((l) => l.includes('removed blocks of a deleted volume'))).toBe(true)
+    const status = (await (await d.http('/api/v1/status')).json()) as { usedBytes: number }
+    expect(status.usedBytes).toBe(0)
+  })
+
   it('refuses a second daemon on the same data dir', async () => {
     const r = await run(process.execPath, [TORUSD_MAIN, '--data-dir', d.dataDir, '--nbd-address', '127.0.0.1:0', '--port', '0', '--peer-address', 'ws://127.0.0.1:0'], { timeoutMs: 20_000 })
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/in use by torusd pid/)
+    expect(r.stderr).toMatch(new RegExp(`in use by another torusd \\(pid ${d.service!.pid}\\)`))
   })
 
   it('exits 2 with a clear message on bad flags', async () => {

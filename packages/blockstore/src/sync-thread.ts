@@ -26,10 +26,13 @@ interface Pending {
 
 let worker: Worker | undefined
 let nextId = 1
-const pending = new Map<number, Pending>()
+/** Outstanding syncs of each thread, so a dead thread fails only its own. */
+const pendingByWorker = new WeakMap<Worker, Map<number, Pending>>()
 
 function start(): Worker {
   const w = new Worker(WORKER_SOURCE, { eval: true })
+  const pending = new Map<number, Pending>()
+  pendingByWorker.set(w, pending)
   w.on('message', ({ id, code, message }: { id: number; code?: string; message?: string }) => {
     const p = pending.get(id)
     if (p === undefined) return
@@ -39,7 +42,7 @@ function start(): Worker {
     else p.reject(mapFsError(Object.assign(new Error(message), code === undefined ? {} : { code })))
   })
   const fail = (err: Error): void => {
-    worker = undefined
+    if (worker === w) worker = undefined
     for (const p of pending.values()) p.reject(err)
     pending.clear()
   }
@@ -55,7 +58,7 @@ export function fdatasyncOffPool(fd: number): Promise<void> {
   const w = worker
   const id = nextId++
   return new Promise<void>((resolve, reject) => {
-    pending.set(id, { resolve, reject })
+    pendingByWorker.get(w)!.set(id, { resolve, reject })
     // Keep the process alive while a sync is outstanding; idle, the thread holds nothing.
     w.ref()
     w.postMessage({ id, fd })

@@ -26,7 +26,7 @@ export function parseSize(input: string | number): number {
     return input
   }
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input)
-  if (m === null) throw new RangeError(`invalid size "${input}" (expected e.g. 1GiB, 256MiB, 4096)`)
+  if (m === null) throw new RangeError(`invalid size "${input}" (expected e.g. 1GiB, 256MiB, 512KiB or a number of bytes)`)
   const unit = UNITS[m[2]!.toLowerCase()]
   if (unit === undefined) throw new RangeError(`invalid size unit in "${input}" (use B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB)`)
   const value = Number(m[1]) * unit

@@ -27,7 +27,7 @@ export function validateBlockSize(bytes: unknown): number {
 /** Volume sizes are whole multiples of 512 bytes (what NBD clients and the kernel expect), at least 1 MiB. */
 export function validateVolumeSize(bytes: unknown): number {
   if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 1024 * 1024 || bytes % 512 !== 0) {
-    throw new TorusError('TORUS_INVALID_ARGUMENT', `invalid volume size ${String(bytes)}: use a multiple of 512 bytes, at least 1MiB`)
+    throw new TorusError('TORUS_INVALID_ARGUMENT', `invalid volume size ${String(bytes)} bytes: use at least 1MiB, in whole 512-byte sectors`)
   }
   return bytes
 }

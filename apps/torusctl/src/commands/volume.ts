@@ -1,4 +1,4 @@
-import { formatSize, parseSize, VOLUME_NAME_RE } from '@torus/core'
+import { formatSize, parseSize, validateVolumeSize, VOLUME_NAME_RE } from '@torus/core'
 import type { TorusClient } from '../client.js'
 import { UsageError } from '../endpoint.js'
 import { renderJson, renderTable, type OutputFormat } from '../output.js'
@@ -16,7 +16,7 @@ export async function volumeCreateBlock(client: TorusClient, name: string, size:
   checkName(name)
   let sizeBytes: number
   try {
-    sizeBytes = parseSize(size)
+    sizeBytes = validateVolumeSize(parseSize(size))
   } catch (err) {
     throw new UsageError((err as Error).message)
   }
