@@ -1,6 +1,6 @@
 import type { BlockStore, MetadataStore } from '@torus/core'
 import type { NbdServer } from '@torus/nbd'
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import type { VolumeManager } from './volume-manager.js'
 
 export interface Metrics {
@@ -25,18 +25,31 @@ export function createMetrics(parts: { store: BlockStore; volumes: VolumeManager
   })
   new Gauge({ name: 'torus_open_volumes', help: 'Volumes open for NBD clients', registers: [registry], collect() { this.set(volumes.openVolumes().size) } })
   new Gauge({ name: 'torus_nbd_connections', help: 'Open NBD connections', registers: [registry], collect() { this.set(nbd?.connections ?? 0) } })
-  const requests = new Gauge({
+  // Counters mirror the NBD server's own monotonic counters at scrape time.
+  const requests = new Counter({
     name: 'torus_nbd_requests_total',
     help: 'NBD requests served, by command',
     labelNames: ['command'],
     registers: [registry],
     collect() {
       if (nbd === undefined) return
-      for (const [command, n] of Object.entries(nbd.stats.requests as Record<string, number>)) requests.set({ command }, n)
+      requests.reset()
+      for (const [command, n] of Object.entries(nbd.stats.requests as Record<string, number>)) requests.inc({ command }, n)
     },
   })
-  new Gauge({ name: 'torus_nbd_read_bytes_total', help: 'Bytes read by NBD clients', registers: [registry], collect() { this.set(nbd?.stats.bytesRead ?? 0) } })
-  new Gauge({ name: 'torus_nbd_written_bytes_total', help: 'Bytes written by NBD clients', registers: [registry], collect() { this.set(nbd?.stats.bytesWritten ?? 0) } })
-  new Gauge({ name: 'torus_nbd_errors_total', help: 'NBD requests answered with an error', registers: [registry], collect() { this.set(nbd?.stats.errors ?? 0) } })
+  const mirror = (name: string, help: string, read: () => number): void => {
+    const c: Counter = new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        c.reset()
+        c.inc(read())
+      },
+    })
+  }
+  mirror('torus_nbd_read_bytes_total', 'Bytes read by NBD clients', () => nbd?.stats.bytesRead ?? 0)
+  mirror('torus_nbd_written_bytes_total', 'Bytes written by NBD clients', () => nbd?.stats.bytesWritten ?? 0)
+  mirror('torus_nbd_errors_total', 'NBD requests answered with an error', () => nbd?.stats.errors ?? 0)
   return { registry }
 }

@@ -117,6 +117,7 @@ describe('torusd', () => {
     expect(metrics).toMatch(/^torus_storage_capacity_bytes 1073741824$/m)
     expect(metrics).toMatch(/^torus_nbd_connections 0$/m)
     expect(metrics).toMatch(/process_resident_memory_bytes/)
+    expect(metrics).toMatch(/^# TYPE torus_nbd_written_bytes_total counter$/m)
   })
 
   it.skipIf(!canRun(hasCommand('qemu-io'), 'qemu-io'))('frees the space of a deleted volume', async () => {
