@@ -469,7 +469,22 @@ export class FileBlockStore extends AbstractBlockStore {
     }
     const index = decodeIndexFile(bytes, indexPath, this.blockSizeBytes)
     let blocks = 0
-    for (let i = index.indexOf(1); i !== -1; i = index.indexOf(1, i + 1)) blocks++
+    let last = -1
+    for (let i = index.indexOf(1); i !== -1; i = index.indexOf(1, i + 1)) {
+      blocks++
+      last = i
+    }
+    // Every allocated block was written whole (zero-filled) before the index could claim it, so
+    // the data file reaches at least the end of the last one. A shorter (or missing) data file
+    // means the files were damaged or mixed up: serving it would return zeros as if they were data.
+    const dataSize = (await stat(join(dir, 'data')).catch(() => undefined))?.size ?? 0
+    if (last >= 0 && dataSize < (last + 1) * this.blockSizeBytes) {
+      throw new TorusError(
+        'TORUS_CORRUPT',
+        `${join(dir, 'data')} is ${dataSize} bytes but ${indexPath} claims block ${last}, which ends at byte ${(last + 1) * this.blockSizeBytes}`,
+        { details: { path: join(dir, 'data') } },
+      )
+    }
     await rm(join(dir, 'index.tmp'), { force: true })
     const dataFd = await openFd(join(dir, 'data'), RDWR_CREATE)
     const indexFd = await openFd(indexPath, fs.constants.O_RDWR).catch(async (err: unknown) => {

@@ -67,6 +67,9 @@ export function mapFsError(err: NodeJS.ErrnoException): Error {
     case 'ENOSPC':
     case 'EDQUOT':
       return new TorusError('TORUS_OUT_OF_SPACE', `disk full: ${err.message}`, { cause: err })
+    case 'EFBIG':
+      // The file system's largest file is smaller than the volume (ext4: 16 TiB).
+      return new TorusError('TORUS_OUT_OF_SPACE', `file too large for the file system: ${err.message}`, { cause: err })
     case 'EIO':
       return new TorusError('TORUS_CORRUPT', `i/o error: ${err.message}`, { cause: err })
     default:

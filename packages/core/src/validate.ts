@@ -24,10 +24,18 @@ export function validateBlockSize(bytes: unknown): number {
   return bytes
 }
 
-/** Volume sizes are whole multiples of 512 bytes (what NBD clients and the kernel expect), at least 1 MiB. */
+/**
+ * Largest volume: 8 TiB. The file block store keeps a volume in one file (ext4 caps files at
+ * 16 TiB) with a one-byte-per-block index in memory; larger volumes wait for a store that
+ * shards them.
+ */
+export const MAX_VOLUME_SIZE_BYTES = 8 * 1024 ** 4
+
+/** Volume sizes are whole multiples of 512 bytes (what NBD clients and the kernel expect), 1 MiB to 8 TiB. */
 export function validateVolumeSize(bytes: unknown): number {
-  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 1024 * 1024 || bytes % 512 !== 0) {
-    throw new TorusError('TORUS_INVALID_ARGUMENT', `invalid volume size ${String(bytes)} bytes: use at least 1MiB, in whole 512-byte sectors`)
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 1024 * 1024 || bytes > MAX_VOLUME_SIZE_BYTES || bytes % 512 !== 0) {
+    const what = typeof bytes === 'number' ? `${bytes} bytes` : `${JSON.stringify(bytes)} (a ${typeof bytes}, not a number)`
+    throw new TorusError('TORUS_INVALID_ARGUMENT', `invalid volume size ${what}: use 1MiB to 8TiB, in whole 512-byte sectors`)
   }
   return bytes
 }

@@ -277,10 +277,16 @@ class Connection implements NbdConnection {
   }
 
   readonly #onEnd = (): void => {
-    // The client hung up (or half-closed). Nothing more can arrive; replies to a half-closed
-    // client may still be written, so only hard-close when nothing is in flight.
-    if (this.#state === 'handshake' || this.#inflight === 0) this.destroy()
-    else this.#ending = true
+    // The client hung up or half-closed: nothing more can arrive. In the handshake there is
+    // nothing to finish. In transmission, answer what it sent before the FIN (the server sets
+    // allowHalfOpen, so our side stays writable), then end gracefully so queued replies leave.
+    if (this.#state === 'handshake') {
+      this.destroy()
+      return
+    }
+    this.#ending = true
+    this.#pump()
+    if (this.#inflight === 0) this.#hangUp()
   }
 
   readonly #onClose = (): void => {
@@ -680,9 +686,11 @@ class Connection implements NbdConnection {
       this.#checkClosed()
       return
     }
-    if (this.#ending && this.#inflight === 0 && this.#state !== 'closing') {
-      // The client half-closed with requests outstanding; they are answered now.
-      this.#socket.end()
+    if (this.#ending && this.#state !== 'closing') {
+      // The client half-closed: answer what it sent before the FIN, then end our side (with a
+      // linger timer, in case it never reads the replies).
+      this.#pump()
+      if (this.#inflight === 0) this.#hangUp()
       return
     }
     this.#maybeFinish()

@@ -71,7 +71,9 @@ export class NbdServer {
   async listen(options: NbdListenOptions = {}): Promise<AddressInfo> {
     if (this.#server !== undefined) throw new Error('NbdServer is already listening')
     if (this.#closing !== undefined) throw new Error('NbdServer is closed')
-    const server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
+    // allowHalfOpen: a client may shut down its sending side and still wait for the replies
+    // to what it already sent (the connection ends our side once they are out).
+    const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.#accept(socket))
     this.#server = server
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
