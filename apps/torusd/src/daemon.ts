@@ -17,7 +17,7 @@ import {
 } from '@torus/core'
 import { NbdServer } from '@torus/nbd'
 import type { DaemonConfig } from './config.js'
-import { loadOrCreatePeerId, lockDataDir } from './data-dir.js'
+import { loadOrCreatePeerId, lockDataDir, PendingDeletes } from './data-dir.js'
 import { createRouter, readJson, sendJson } from './http-util.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { VolumeManager } from './volume-manager.js'
@@ -46,6 +46,8 @@ export class Daemon {
   #unlockDataDir: (() => Promise<void>) | undefined
   #peerId: PeerId | undefined
   #stopping: Promise<void> | undefined
+  /** This start formatted a new cluster (there was no metadata). */
+  #formattedNow = false
   addresses: DaemonAddresses | undefined
 
   constructor(config: DaemonConfig, logger: Logger) {
@@ -79,10 +81,11 @@ export class Daemon {
     const usage = store.usage()
     this.#log.info('block store open', { used: usage.usedBytes, capacity: usage.capacityBytes, blocks: usage.blocks })
 
-    await this.#removeOrphanedBlocks(metadata, store)
+    const pendingDeletes = new PendingDeletes(config.dataDir)
+    await this.#checkBlocksAgainstMetadata(metadata, store, pendingDeletes)
     const holder = `torusd/${this.#peerId}`
     await this.#releaseOwnStaleLocks(metadata, holder)
-    this.#volumes = new VolumeManager({ metadata, store, holder, leaseTtlMs: config.leaseTtlMs, logger: this.#log.child({ component: 'volume' }) })
+    this.#volumes = new VolumeManager({ metadata, store, holder, pendingDeletes, leaseTtlMs: config.leaseTtlMs, logger: this.#log.child({ component: 'volume' }) })
 
     const nbdAddress = await this.#startNbd()
     this.#metrics = createMetrics({ store, volumes: this.#volumes, nbd: this.#nbd, metadata })
@@ -120,6 +123,7 @@ export class Daemon {
     const config: ClusterConfig = { blockSizeBytes: this.config.blockSizeBytes, replication: 1, ringType: 'single', createdAt: new Date().toISOString() }
     try {
       await metadata.initCluster(config)
+      this.#formattedNow = true
       this.#log.info('initialised one-node cluster', { blockSize: config.blockSizeBytes, replication: 1 })
       return config
     } catch (err) {
@@ -129,20 +133,39 @@ export class Daemon {
   }
 
   /**
-   * A volume is deleted from metadata first and from the block store second; a crash in
-   * between leaves blocks that no volume owns. They are removed here, so they do not hold
-   * capacity forever.
+   * Blocks must belong to volumes the metadata knows. Deletes interrupted by a crash are
+   * finished (their ids are journalled). Any other unknown id means the metadata and the block
+   * store disagree — a lost or replaced metadata file — and torusd refuses to start rather than
+   * guess: deleting could destroy the only copy of a volume, and keeping them could hand their
+   * bytes to a new volume that gets the same id.
    */
-  async #removeOrphanedBlocks(metadata: MetadataStore, store: BlockStore): Promise<void> {
+  async #checkBlocksAgainstMetadata(metadata: MetadataStore, store: BlockStore, pending: PendingDeletes): Promise<void> {
     if (!store.supports.iterate) return
     const known = new Set<number>((await metadata.listVolumes()).map((v) => v.id))
-    const orphans = new Set<VolumeId>()
-    for await (const ref of store.refs()) if (!known.has(ref.volumeId)) orphans.add(ref.volumeId)
-    for (const id of orphans) {
-      await store.deleteVolume(id)
-      this.#log.warn('removed blocks of a deleted volume', { id })
+    const unknown = new Set<VolumeId>()
+    for await (const ref of store.refs()) if (!known.has(ref.volumeId)) unknown.add(ref.volumeId)
+    const journalled = new Set(await pending.read())
+    for (const id of journalled) {
+      if (known.has(id)) {
+        // The crash came before the metadata delete: the volume is still there; keep it.
+        await pending.remove(id)
+        continue
+      }
+      await store.deleteVolume(id as VolumeId)
+      await store.flush()
+      await pending.remove(id)
+      unknown.delete(id as VolumeId)
+      this.#log.warn('finished an interrupted volume delete', { id })
     }
-    if (orphans.size > 0) await store.flush()
+    if (unknown.size === 0) return
+    const ids = [...unknown].sort((a, b) => a - b)
+    const blocks = path.join(this.config.dataDir, 'blocks')
+    const why = this.#formattedNow ? 'metadata/metadata.json was missing (a new one was just created)' : 'the metadata does not know them'
+    throw new TorusError(
+      'TORUS_CORRUPT',
+      `${blocks} holds blocks of volume id(s) ${ids.join(', ')} but ${why}; restore the metadata file from a backup, or remove ${ids.map((id) => path.join(blocks, String(id))).join(', ')} to discard those blocks`,
+      { details: { ids } },
+    )
   }
 
   /**

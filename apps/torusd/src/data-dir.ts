@@ -52,3 +52,58 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
     await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 }
+
+/**
+ * Volume ids whose deletion has begun: written (durably) before a volume leaves the metadata
+ * and cleared once its blocks are gone. At start-up only these ids are removed from the block
+ * store; blocks of any other unknown id are left alone and reported, since they could just as
+ * well mean the metadata was restored from an old copy.
+ */
+export class PendingDeletes {
+  readonly #file: string
+  constructor(dataDir: string) {
+    this.#file = path.join(dataDir, 'pending-deletes.json')
+  }
+
+  async read(): Promise<number[]> {
+    let text: string
+    try {
+      text = await fs.readFile(this.#file, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+      throw err
+    }
+    let ids: unknown
+    try {
+      ids = JSON.parse(text)
+    } catch {
+      ids = undefined
+    }
+    if (!Array.isArray(ids) || !ids.every((n) => Number.isSafeInteger(n) && n > 0)) {
+      throw new TorusError('TORUS_CORRUPT', `${this.#file} is not a list of volume ids; fix or remove it`)
+    }
+    return ids as number[]
+  }
+
+  async add(id: number): Promise<void> {
+    await this.#write([...new Set([...(await this.read()), id])])
+  }
+
+  async remove(id: number): Promise<void> {
+    const ids = (await this.read()).filter((n) => n !== id)
+    if (ids.length === 0) await fs.rm(this.#file, { force: true })
+    else await this.#write(ids)
+  }
+
+  async #write(ids: number[]): Promise<void> {
+    const tmp = `${this.#file}.tmp`
+    await fs.writeFile(tmp, `${JSON.stringify(ids)}\n`, { flush: true })
+    await fs.rename(tmp, this.#file)
+    const dir = await fs.open(path.dirname(this.#file), 'r')
+    try {
+      await dir.sync()
+    } finally {
+      await dir.close()
+    }
+  }
+}

@@ -21,6 +21,8 @@ export interface VolumeManagerOptions {
   holder: string
   leaseTtlMs: number
   logger: Logger
+  /** Journal of deletions in progress (see PendingDeletes); optional in tests. */
+  pendingDeletes?: { add(id: number): Promise<void>; remove(id: number): Promise<void> }
 }
 
 /**
@@ -93,12 +95,16 @@ export class VolumeManager {
         details: { volume: name, connections: entry.refs },
       })
     }
-    // Metadata first: if we die before the blocks are gone, the next start removes the
-    // orphaned blocks (Daemon #removeOrphanedBlocks); the reverse order would leave a volume
-    // whose data had vanished.
+    // Journal, then metadata, then blocks: if we die part-way, the next start finishes the
+    // delete (Daemon #finishPendingDeletes); the reverse order would leave a volume whose data
+    // had vanished.
+    const known = await this.#opts.metadata.getVolume(name)
+    if (known === undefined) throw new TorusError('TORUS_NOT_FOUND', `volume ${name} not found`)
+    await this.#opts.pendingDeletes?.add(known.id)
     const info = await this.#opts.metadata.deleteVolume(name)
     await this.#opts.store.deleteVolume(info.id)
     await this.#opts.store.flush()
+    await this.#opts.pendingDeletes?.remove(info.id)
     this.#opts.logger.info('volume deleted', { volume: name, id: info.id })
     return info
   }

@@ -98,3 +98,15 @@ describe('FileBlockStore flush', () => {
     await again.flush()
   })
 })
+
+describe('FileBlockStore open after damage', () => {
+  it('refuses a data file shorter than the blocks its index claims (TORUS_CORRUPT)', async () => {
+    const store = await open()
+    await store.write(new BlockRef(1, 3), 0, new Uint8Array(10).fill(1))
+    await store.close()
+    const { truncate } = await import('node:fs/promises')
+    await truncate(join(dir, '1', 'data'), 3 * B + 100)
+    const again = new FileBlockStore({ dir, blockSizeBytes: B, capacityBytes: 64 * B })
+    await expect(again.open()).rejects.toMatchObject({ code: 'TORUS_CORRUPT', message: expect.stringContaining('claims block 3') })
+  })
+})
