@@ -57,8 +57,11 @@ function fromConfigFile(file: string): string | undefined {
   let text: string
   try {
     text = fs.readFileSync(file, 'utf8')
-  } catch {
-    return undefined
+  } catch (err) {
+    // Only a missing file means "no config"; an unreadable one must not silently send commands
+    // to the default endpoint (which may be some other cluster).
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`)
   }
   let config: ConfigFile
   try {
@@ -66,8 +69,12 @@ function fromConfigFile(file: string): string | undefined {
   } catch {
     throw new UsageError(`${file} is not valid JSON`)
   }
-  if (typeof config !== 'object' || config === null) throw new UsageError(`${file} must hold a JSON object`)
-  const profile = config.currentProfile === undefined ? undefined : config.profiles?.[config.currentProfile]
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new UsageError(`${file} must hold a JSON object`)
+  if (config.profiles !== undefined && (typeof config.profiles !== 'object' || config.profiles === null || Array.isArray(config.profiles))) {
+    throw new UsageError(`${file}: profiles must be an object`)
+  }
+  const profile =
+    config.currentProfile === undefined || !Object.hasOwn(config.profiles ?? {}, config.currentProfile) ? undefined : config.profiles![config.currentProfile]
   if (config.currentProfile !== undefined && profile === undefined) throw new UsageError(`${file}: profile ${JSON.stringify(config.currentProfile)} not found`)
   const endpoint = profile?.endpoint ?? config.endpoint
   if (endpoint !== undefined && typeof endpoint !== 'string') throw new UsageError(`${file}: endpoint must be a string`)

@@ -51,6 +51,11 @@ describe('resolveEndpoint', () => {
     expect(() => resolveEndpoint(undefined, home('{nope'))).toThrow(/not valid JSON/)
     expect(() => resolveEndpoint(undefined, home({ currentProfile: 'x', profiles: {} }))).toThrow(/profile "x" not found/)
     expect(() => resolveEndpoint(undefined, home({ endpoint: 42 }))).toThrow(/endpoint must be a string/)
+    expect(() => resolveEndpoint(undefined, home([]))).toThrow(/must hold a JSON object/)
+    expect(() => resolveEndpoint(undefined, home({ currentProfile: 'toString', profiles: {} }))).toThrow(/profile "toString" not found/)
+    const dirConfig = home()
+    fs.mkdirSync(path.join(dirConfig.HOME!, '.torus', 'config.json'), { recursive: true })
+    expect(() => resolveEndpoint(undefined, dirConfig)).toThrow(/cannot read/)
   })
 })
 

@@ -17,6 +17,12 @@ export interface NbdServerOptions extends Omit<NbdServeOptions, 'stats' | 'listE
   listExports(): Promise<ExportListing[]> | ExportListing[]
   /** Shutdown: how long `close()` lets in-flight requests finish before hard-closing. Default 10 s. */
   closeTimeoutMs?: number
+  /**
+   * Connections served at once; more are closed on accept (and logged). Each connection may
+   * hold up to its in-flight budget (64 MiB by default) of requests and unread replies, so this
+   * bounds the server's memory. Default 64.
+   */
+  maxConnections?: number
 }
 
 export interface NbdListenOptions {
@@ -27,6 +33,7 @@ export interface NbdListenOptions {
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000
+const DEFAULT_MAX_CONNECTIONS = 64
 
 export class NbdServer {
   readonly #options: NbdServerOptions
@@ -44,7 +51,7 @@ export class NbdServer {
     if (typeof options.listExports !== 'function') throw new TypeError('listExports must be a function')
     this.#options = options
     // Explicit copies: `options` may be a class instance whose methods live on its prototype.
-    const { closeTimeoutMs: _closeTimeoutMs, resolveExport: _resolve, openExport: _open, listExports: _list, ...rest } = options
+    const { closeTimeoutMs: _closeTimeoutMs, maxConnections: _maxConnections, resolveExport: _resolve, openExport: _open, listExports: _list, ...rest } = options
     this.#serveOptions = { ...rest, listExports: () => options.listExports(), stats: this.#stats }
     if (typeof options.openExport === 'function') this.#serveOptions.openExport = (name) => options.openExport!(name)
     else this.#serveOptions.resolveExport = (name) => options.resolveExport!(name)
@@ -125,6 +132,12 @@ export class NbdServer {
 
   #accept(socket: Socket): void {
     if (this.#closing !== undefined) {
+      socket.destroy()
+      return
+    }
+    if (this.#connections.size >= (this.#options.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) {
+      this.#stats.refusedConnections++
+      this.#log.warn('connection refused: too many connections', { limit: this.#options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, remote: socket.remoteAddress })
       socket.destroy()
       return
     }

@@ -29,6 +29,8 @@ export interface NbdStats {
   protocolErrors: number
   /** Connections closed because the client said nothing within the handshake timeout. */
   handshakeTimeouts: number
+  /** Connections closed on accept because `maxConnections` were already open. */
+  refusedConnections: number
 }
 
 export function createNbdStats(): NbdStats {
@@ -41,6 +43,7 @@ export function createNbdStats(): NbdStats {
     errors: 0,
     protocolErrors: 0,
     handshakeTimeouts: 0,
+    refusedConnections: 0,
   }
 }
 
