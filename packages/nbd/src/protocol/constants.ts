@@ -136,18 +136,6 @@ export const DEFAULT_MIN_BLOCK_BYTES = 1
 export const DEFAULT_PREFERRED_BLOCK_BYTES = 4096
 export const DEFAULT_MAX_PAYLOAD_BYTES = 32 * 1024 * 1024
 
-/** Human names for logs and stats. */
-export const COMMAND_NAMES: Readonly<Record<number, string>> = {
-  [CMD_READ]: 'read',
-  [CMD_WRITE]: 'write',
-  [CMD_DISC]: 'disc',
-  [CMD_FLUSH]: 'flush',
-  [CMD_TRIM]: 'trim',
-  [CMD_CACHE]: 'cache',
-  [CMD_WRITE_ZEROES]: 'writeZeroes',
-  [CMD_BLOCK_STATUS]: 'blockStatus',
-  [CMD_RESIZE]: 'resize',
-}
 
 export const OPTION_NAMES: Readonly<Record<number, string>> = {
   [OPT_EXPORT_NAME]: 'EXPORT_NAME',
