@@ -148,7 +148,28 @@ const COUNT_KEYS: Record<number, keyof NbdRequestCounts> = {
 
 /** Attaches the NBD server protocol to a connected duplex (a TCP socket or an in-process pair). */
 export function serveConnection(socket: Duplex, options: NbdServeOptions): NbdConnection {
-  return new Connection(socket, options)
+  return new Connection(socket, options, undefined)
+}
+
+/**
+ * The read side of a socket created with Node's `onread` option (see NbdServer): the socket
+ * asks `target()` where to put the next read and reports it with `onRead()`. `scratch` is
+ * where reads go when there is no payload to fill.
+ */
+export interface DirectReader {
+  readonly scratch: Buffer
+  target: () => Buffer
+  onRead: (n: number, buf: Buffer) => void
+}
+
+export function createDirectReader(): DirectReader {
+  const scratch = Buffer.allocUnsafe(64 * 1024)
+  return { scratch, target: () => scratch, onRead: () => {} }
+}
+
+/** Like serveConnection, for a socket whose reads are driven by `reader`. */
+export function serveDirectConnection(socket: Duplex, options: NbdServeOptions, reader: DirectReader): NbdConnection {
+  return new Connection(socket, options, reader)
 }
 
 type SocketLike = Duplex & { setNoDelay?: (noDelay?: boolean) => unknown }
@@ -192,8 +213,15 @@ class Connection implements NbdConnection {
   #lingerTimer: NodeJS.Timeout | undefined
   #settleTimer: NodeJS.Timeout | undefined
 
-  constructor(socket: Duplex, options: NbdServeOptions) {
+  readonly #reader: DirectReader | undefined
+
+  constructor(socket: Duplex, options: NbdServeOptions, reader: DirectReader | undefined) {
     this.#socket = socket
+    this.#reader = reader
+    if (reader !== undefined) {
+      reader.target = this.#readTarget
+      reader.onRead = this.#onDirectRead
+    }
     this.#opts = options
     this.#log = (options.logger ?? silentLogger).child({ component: 'nbd:connection' })
     this.#stats = options.stats ?? createNbdStats()
@@ -270,6 +298,33 @@ class Connection implements NbdConnection {
       this.#handshake.push(buf)
       this.#pumpHandshake()
     }
+  }
+
+  /** Direct reads: into the payload being assembled when there is one, else into scratch. */
+  readonly #readTarget = (): Buffer => {
+    if (this.#state === 'transmission' && !this.#ending && !this.#socketGone) {
+      const target = this.#parser?.payloadTarget()
+      if (target !== undefined) return target
+    }
+    return this.#reader!.scratch
+  }
+
+  readonly #onDirectRead = (n: number, buf: Buffer): void => {
+    if (buf === this.#reader!.scratch) {
+      // Scratch is reused by the next read; the parser may keep what it is given.
+      this.#onData(Buffer.from(buf.subarray(0, n)))
+      return
+    }
+    if (this.#ending || this.#socketGone || this.#parser === undefined) return
+    try {
+      this.#parser.payloadFilled(n)
+    } catch (err) {
+      // A read landed somewhere the parser did not ask for: the stream cannot be trusted.
+      this.#log.error('direct read out of step, closing connection', { err })
+      this.destroy()
+      return
+    }
+    this.#pump()
   }
 
   readonly #onError = (err: Error): void => {

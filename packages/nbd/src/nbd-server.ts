@@ -6,9 +6,9 @@
  * for debugging; 10809 is the IANA port), "Terminating the transmission phase" (on shutdown,
  * wait for in-flight requests, answer later ones with ESHUTDOWN).
  */
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { createServer, Socket, type AddressInfo, type Server, type SocketConstructorOpts } from 'node:net'
 import { silentLogger, type Logger } from '@torus/core'
-import { serveConnection, type NbdConnection, type NbdServeOptions } from './nbd-connection.js'
+import { createDirectReader, serveConnection, serveDirectConnection, type NbdConnection, type NbdServeOptions } from './nbd-connection.js'
 import { createNbdStats, snapshotNbdStats, type NbdStats } from './stats.js'
 import type { ExportListing } from './protocol/handshake.js'
 
@@ -23,6 +23,8 @@ export interface NbdServerOptions extends Omit<NbdServeOptions, 'stats' | 'listE
    * bounds the server's memory. Default 64.
    */
   maxConnections?: number
+  /** Read WRITE payloads straight into their buffers (default true); false uses plain stream reads. */
+  directReads?: boolean
 }
 
 export interface NbdListenOptions {
@@ -51,7 +53,7 @@ export class NbdServer {
     if (typeof options.listExports !== 'function') throw new TypeError('listExports must be a function')
     this.#options = options
     // Explicit copies: `options` may be a class instance whose methods live on its prototype.
-    const { closeTimeoutMs: _closeTimeoutMs, maxConnections: _maxConnections, resolveExport: _resolve, openExport: _open, listExports: _list, ...rest } = options
+    const { closeTimeoutMs: _closeTimeoutMs, maxConnections: _maxConnections, directReads: _directReads, resolveExport: _resolve, openExport: _open, listExports: _list, ...rest } = options
     this.#serveOptions = { ...rest, listExports: () => options.listExports(), stats: this.#stats }
     if (typeof options.openExport === 'function') this.#serveOptions.openExport = (name) => options.openExport!(name)
     else this.#serveOptions.resolveExport = (name) => options.resolveExport!(name)
@@ -80,7 +82,7 @@ export class NbdServer {
     if (this.#closing !== undefined) throw new Error('NbdServer is closed')
     // allowHalfOpen: a client may shut down its sending side and still wait for the replies
     // to what it already sent (the connection ends our side once they are out).
-    const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.#accept(socket))
+    const server = createServer({ noDelay: true, allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket))
     this.#server = server
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
@@ -141,12 +143,43 @@ export class NbdServer {
       socket.destroy()
       return
     }
-    const conn = serveConnection(socket, this.#serveOptions)
+    const conn = this.#serveDirect(socket) ?? this.#serveStream(socket)
     this.#connections.add(conn)
     this.#log.debug('connection', { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}` })
     void conn.closed.then(() => this.#connections.delete(conn))
   }
+
+  #serveStream(socket: Socket): NbdConnection {
+    const conn = serveConnection(socket, this.#serveOptions)
+    socket.resume() // accepted paused (pauseOnConnect)
+    return conn
+  }
+
+  /**
+   * Re-wraps the accepted socket's handle in a socket created with Node's `onread` option, so
+   * reads land where the connection says: WRITE payloads go from the kernel straight into their
+   * final buffer, in reads as large as the payload, instead of 64 KiB chunks that are copied
+   * again (on 2 cores this more than doubled the receive rate). Relies on the socket's private
+   * `_handle`; when that is absent, the plain stream path serves the connection.
+   */
+  #serveDirect(socket: Socket): NbdConnection | undefined {
+    const accepted = socket as Socket & { _handle?: { useUserBuffer?: unknown } | null }
+    const handle = accepted._handle
+    if (this.#options.directReads === false || handle == null || typeof handle.useUserBuffer !== 'function') return undefined
+    const reader = createDirectReader()
+    // Detach the handle first: destroying the accepted socket then releases the server's count
+    // of it without closing the connection.
+    accepted._handle = null
+    socket.destroy()
+    const direct = new Socket({
+      handle,
+      allowHalfOpen: true,
+      onread: { buffer: () => reader.target(), callback: (n: number, buf: Uint8Array) => reader.onRead(n, buf as Buffer) },
+    } as SocketConstructorOpts & { handle: unknown })
+    return serveDirectConnection(direct, this.#serveOptions, reader)
+  }
 }
 
 export { serveConnection } from './nbd-connection.js'
+
 export type { NbdConnection, NbdExportHandle, NbdServeOptions } from './nbd-connection.js'

@@ -199,3 +199,32 @@ describe('encodeSimpleReply', () => {
     expect(encodeSimpleReply(C.EINVAL, 0x01020304, 0x05060708)).toEqual(F.REPLY_EINVAL)
   })
 })
+
+describe('RequestParser direct payload reads', () => {
+  it('offers the unfilled payload as a read target and completes the request when it is full', () => {
+    const p = new RequestParser()
+    const data = Buffer.from('hello, direct world')
+    const wire = encodeRequest(C.CMD_WRITE, { cookie: 9n, offset: 4096, length: data.length, data })
+    expect(p.payloadTarget()).toBeUndefined() // no request yet
+    p.push(wire.subarray(0, 28 + 5)) // header and the first 5 payload bytes
+    expect(p.next()).toBeUndefined()
+    expect(p.payloadTarget()!.length).toBe(data.length - 5)
+    const t = p.payloadTarget()!
+    data.copy(t, 0, 5) // as the kernel would
+    p.payloadFilled(data.length - 5)
+    const req = p.next() as { data: Buffer; offset: number }
+    expect(req.offset).toBe(4096)
+    expect(req.data.equals(data)).toBe(true)
+    expect(p.payloadTarget()).toBeUndefined()
+  })
+
+  it('refuses a fill that does not match the target', () => {
+    const p = new RequestParser()
+    p.push(encodeRequest(C.CMD_WRITE, { offset: 0, length: 10, data: Buffer.alloc(10) }).subarray(0, 28))
+    expect(p.next()).toBeUndefined()
+    expect(() => p.payloadFilled(11)).toThrow()
+    p.push(Buffer.alloc(1))
+    expect(p.payloadTarget()).toBeUndefined() // buffered bytes come first
+    expect(() => p.payloadFilled(1)).toThrow()
+  })
+})

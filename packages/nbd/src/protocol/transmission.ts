@@ -144,9 +144,29 @@ export class RequestParser {
     this.#chunks.push(chunk)
   }
 
+  /**
+   * Where the next socket read may land directly: the unfilled rest of the WRITE payload being
+   * assembled, when no buffered bytes come before it. Reading there moves a large payload from
+   * the kernel into its final buffer with no copy and no per-chunk allocation.
+   */
+  payloadTarget(): Buffer | undefined {
+    if (this.#state !== State.Payload || this.#chunks.length > 0) return undefined
+    const payload = this.#payload!
+    return this.#fill < payload.length ? payload.subarray(this.#fill) : undefined
+  }
+
+  /** Accounts for `n` bytes that were read straight into the buffer `payloadTarget()` gave. */
+  payloadFilled(n: number): void {
+    if (this.#state !== State.Payload || this.#chunks.length > 0 || n < 0 || n > this.#payload!.length - this.#fill) {
+      throw new Error('payloadFilled() does not match the last payloadTarget()')
+    }
+    this.#fill += n
+  }
+
   /** The next complete request, a fatal error, or `undefined` when more bytes are needed. */
   next(): NbdRequest | TransmissionProtocolError | undefined {
     for (;;) {
+      if (this.#state === State.Payload && this.#fill === this.#payload!.length) return this.#completePayload()
       const chunk = this.#chunks[0]
       if (chunk === undefined || this.#state === State.Dead) return undefined
       const avail = chunk.length - this.#pos
@@ -180,12 +200,7 @@ export class RequestParser {
           this.#fill += n
           this.#advance(n)
           if (this.#fill < payload.length) continue
-          const req = this.#req!
-          req.data = payload
-          this.#req = undefined
-          this.#payload = undefined
-          this.#state = State.Header
-          return req
+          return this.#completePayload()
         }
         case State.Skip: {
           const n = Math.min(avail, this.#skipLeft)
@@ -201,6 +216,15 @@ export class RequestParser {
           return undefined
       }
     }
+  }
+
+  #completePayload(): NbdRequest {
+    const req = this.#req!
+    req.data = this.#payload
+    this.#req = undefined
+    this.#payload = undefined
+    this.#state = State.Header
+    return req
   }
 
   #advance(n: number): void {
