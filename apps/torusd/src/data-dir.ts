@@ -33,7 +33,10 @@ export async function loadOrCreatePeerId(dataDir: string): Promise<PeerId> {
 export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   const real = await fs.realpath(dataDir)
   const name = `\0torusd-data-dir:${createHash('sha256').update(real).digest('hex').slice(0, 40)}`
-  const server = net.createServer()
+  // Nobody is meant to connect; anyone who does (abstract sockets have no permissions) is
+  // dropped at once so they cannot hold the daemon open at shutdown.
+  const server = net.createServer((socket) => socket.destroy())
+  server.maxConnections = 0
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -49,7 +52,7 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
   await fs.writeFile(pidFile, `${process.pid}\n`)
   return async () => {
     await fs.rm(pidFile, { force: true })
-    await new Promise<void>((resolve) => server.close(() => resolve()))
+    server.close()
   }
 }
 
@@ -61,8 +64,17 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
  */
 export class PendingDeletes {
   readonly #file: string
+  /** Every read-modify-write runs after the previous one: concurrent deletes must not lose ids. */
+  #queue: Promise<unknown> = Promise.resolve()
+
   constructor(dataDir: string) {
     this.#file = path.join(dataDir, 'pending-deletes.json')
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn)
+    this.#queue = run.catch(() => {})
+    return run
   }
 
   async read(): Promise<number[]> {
@@ -85,14 +97,16 @@ export class PendingDeletes {
     return ids as number[]
   }
 
-  async add(id: number): Promise<void> {
-    await this.#write([...new Set([...(await this.read()), id])])
+  add(id: number): Promise<void> {
+    return this.#serial(async () => this.#write([...new Set([...(await this.read()), id])]))
   }
 
-  async remove(id: number): Promise<void> {
-    const ids = (await this.read()).filter((n) => n !== id)
-    if (ids.length === 0) await fs.rm(this.#file, { force: true })
-    else await this.#write(ids)
+  remove(id: number): Promise<void> {
+    return this.#serial(async () => {
+      const ids = (await this.read()).filter((n) => n !== id)
+      if (ids.length === 0) await fs.rm(this.#file, { force: true })
+      else await this.#write(ids)
+    })
   }
 
   async #write(ids: number[]): Promise<void> {

@@ -45,21 +45,26 @@ export class VolumeManager {
 
   /** Opens (or shares) the volume; `undefined` when no such volume exists. */
   async acquire(name: string): Promise<VolumeHandle | undefined> {
-    let entry = this.#entries.get(name)
-    while (entry === undefined && this.#closing.has(name)) {
-      await this.#closing.get(name)
+    let entry: Entry | undefined
+    for (;;) {
       entry = this.#entries.get(name)
-    }
-    if (entry === undefined) {
+      while (entry === undefined && this.#closing.has(name)) {
+        await this.#closing.get(name)
+        entry = this.#entries.get(name)
+      }
+      if (entry !== undefined) break
       const info = await this.#opts.metadata.getVolume(name)
       if (info === undefined) return undefined
-      entry = this.#entries.get(name) // another caller may have raced us past the await
-      if (entry === undefined) {
-        const e: Entry = { name, refs: 0, opening: Promise.resolve(undefined as never) }
-        e.opening = this.#open(info, e)
-        e.opening.catch(() => this.#retire(e))
-        this.#entries.set(name, (entry = e))
-      }
+      // Past that await another caller may have opened the volume — or opened and started
+      // closing it; look again rather than race the old lock's release.
+      entry = this.#entries.get(name)
+      if (entry !== undefined) break
+      if (this.#closing.has(name)) continue
+      const fresh: Entry = { name, refs: 0, opening: Promise.resolve(undefined as never) }
+      fresh.opening = this.#open(info, fresh)
+      fresh.opening.catch(() => this.#retire(fresh))
+      this.#entries.set(name, (entry = fresh))
+      break
     }
     entry.refs++
     let volume: Volume
@@ -69,14 +74,14 @@ export class VolumeManager {
       entry.refs--
       throw err
     }
-    const e = entry
+    const held = entry
     let released = false
     return {
       volume,
       release: () => {
         if (released) return Promise.resolve()
         released = true
-        return this.#release(e)
+        return this.#release(held)
       },
     }
   }

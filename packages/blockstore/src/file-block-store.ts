@@ -179,6 +179,7 @@ export class FileBlockStore extends AbstractBlockStore {
   }
 
   protected async _deleteVolume(volumeId: VolumeId): Promise<void> {
+    if (this.#failed !== undefined) throw this.#failed
     for (let gate = this.#gates.get(volumeId); gate !== undefined; gate = this.#gates.get(volumeId)) await gate
     const vol = this.#volumes.get(volumeId)
     if (vol === undefined) return
@@ -354,6 +355,9 @@ export class FileBlockStore extends AbstractBlockStore {
     if (this.#flushing === undefined) return this.#startFlush()
     this.#flushQueued = this.#flushing.catch(() => {}).then(() => {
       this.#flushQueued = undefined
+      // The flush ahead of us may have failed: its dirty state is gone, and a new fdatasync
+      // could "succeed" over pages the kernel dropped. Never report success after that.
+      if (this.#failed !== undefined) throw this.#failed
       return this.#startFlush()
     })
     return this.#flushQueued
@@ -368,6 +372,7 @@ export class FileBlockStore extends AbstractBlockStore {
   }
 
   async #flushOnce(): Promise<void> {
+    if (this.#failed !== undefined) throw this.#failed
     // Snapshot synchronously: which data files to sync, and the index pages as they are now. The
     // index bytes are copied before the data sync, so they only claim blocks whose allocating
     // write completed before this point, and that write is covered by the data sync below.
@@ -477,7 +482,13 @@ export class FileBlockStore extends AbstractBlockStore {
     // Every allocated block was written whole (zero-filled) before the index could claim it, so
     // the data file reaches at least the end of the last one. A shorter (or missing) data file
     // means the files were damaged or mixed up: serving it would return zeros as if they were data.
-    const dataSize = (await stat(join(dir, 'data')).catch(() => undefined))?.size ?? 0
+    const dataSize = await stat(join(dir, 'data')).then(
+      (st) => st.size,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return 0
+        throw mapFsError(err)
+      },
+    )
     if (last >= 0 && dataSize < (last + 1) * this.blockSizeBytes) {
       throw new TorusError(
         'TORUS_CORRUPT',

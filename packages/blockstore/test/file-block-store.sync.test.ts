@@ -26,6 +26,7 @@ async function open(): Promise<FileBlockStore> {
       const file = readlinkSync(`/proc/self/fd/${fd}`).slice(dir.length + 1)
       if (failNext) {
         failNext = false
+        await new Promise((r) => setTimeout(r, 50)) // slow enough for other flushes to queue behind
         throw Object.assign(new Error(`EIO: i/o error, fdatasync ${file}`), { code: 'EIO' })
       }
       await realSync(fd)
@@ -96,6 +97,19 @@ describe('FileBlockStore flush', () => {
     const again = await open()
     await again.write(ref, 0, new Uint8Array(1))
     await again.flush()
+  })
+})
+
+describe('FileBlockStore flush queued behind a failing one', () => {
+  it('fails too, instead of reporting success over a failed sync', async () => {
+    const store = await open()
+    await store.write(new BlockRef(1, 0), 0, new Uint8Array(8).fill(1))
+    failNext = true
+    const a = store.flush()
+    await store.write(new BlockRef(1, 1), 0, new Uint8Array(8).fill(2))
+    const b = store.flush() // queued while `a` runs
+    await expect(a).rejects.toMatchObject({ code: 'TORUS_CORRUPT' })
+    await expect(b).rejects.toMatchObject({ code: 'TORUS_CORRUPT' })
   })
 })
 

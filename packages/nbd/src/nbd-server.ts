@@ -143,9 +143,10 @@ export class NbdServer {
       socket.destroy()
       return
     }
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}` // before #serveDirect detaches it
     const conn = this.#serveDirect(socket) ?? this.#serveStream(socket)
     this.#connections.add(conn)
-    this.#log.debug('connection', { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}` })
+    this.#log.debug('connection', { remote })
     void conn.closed.then(() => this.#connections.delete(conn))
   }
 
