@@ -1,0 +1,360 @@
+import { MAX_VOLUME_ID, TorusError, silentLogger, throwIfAborted, volumeId } from '@torus/core'
+import type {
+  AbortOptions,
+  ClusterConfig,
+  CreateVolumeRequest,
+  LeaseId,
+  Logger,
+  MetadataSupports,
+  VolumeInfo,
+  VolumeLock,
+} from '@torus/core'
+import { AbstractMetadataStore } from '@torus/metadata'
+import { Etcd3 } from 'etcd3'
+import type { IKeyValue, ITxnResponse, Namespace } from 'etcd3'
+import { mapEtcdError } from './map-etcd-error.js'
+
+export const DEFAULT_PREFIX = 'torus/'
+
+/** Keys relative to the store's prefix; see the package README for what each holds. */
+export const ETCD_KEYS = Object.freeze({
+  cluster: 'cluster',
+  volumes: 'volumes/',
+  volume: (name: string): string => `volumes/${name}`,
+  nextVolumeId: 'volume-ids/next',
+  lock: (name: string): string => `locks/${name}`,
+})
+
+/**
+ * A createVolume that lost the race for the id counter reads it again and retries. Each round
+ * has at least one winner, so N concurrent creators finish within N rounds; this bound only
+ * stops a livelock that should never happen.
+ */
+const MAX_COUNTER_ATTEMPTS = 1000
+
+interface EtcdMetadataStoreCommonOptions {
+  /** Every key lives under this prefix. Default: `torus/`. */
+  prefix?: string
+  logger?: Logger
+  /** How long the client waits for a connection before a call fails (only with `hosts`). */
+  dialTimeoutMs?: number
+}
+
+export type EtcdMetadataStoreOptions = EtcdMetadataStoreCommonOptions &
+  (
+    | { /** A client owned by the caller: close() leaves it open. */ client: Etcd3; hosts?: never }
+    | { /** `host:port` or `http://host:port`, one or many. The store owns its client. */ hosts: string | string[]; client?: never }
+  )
+
+/** What the lock key holds; the generation is the key's create revision, not stored. */
+interface LockRecord {
+  holder: string
+  leaseId: LeaseId
+}
+
+/**
+ * A metadata store in etcd v3. Each mutation is one etcd transaction whose compares carry the
+ * preconditions the memory store checks in process (absent name, unchanged id counter, no lock,
+ * same lock generation), so concurrent stores on one etcd stay linearisable. Leases are etcd
+ * leases and locks are keys bound to them, so etcd itself drops a dead holder's lock.
+ */
+export class EtcdMetadataStore extends AbstractMetadataStore {
+  readonly supports: MetadataSupports = Object.freeze({ persistent: true, leases: true, watch: false })
+  readonly prefix: string
+  protected readonly logger: Logger
+  readonly #options: EtcdMetadataStoreOptions
+  #client: Etcd3 | undefined
+  #ns: Namespace | undefined
+
+  constructor(options: EtcdMetadataStoreOptions) {
+    super()
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+    if (options.client === undefined && options.hosts === undefined) throw new TypeError('options need a client or hosts')
+    const prefix = options.prefix ?? DEFAULT_PREFIX
+    if (typeof prefix !== 'string' || prefix.length === 0) throw new TypeError('prefix must be a non-empty string')
+    this.prefix = prefix
+    this.logger = options.logger ?? silentLogger
+    this.#options = options
+  }
+
+  get #kv(): Namespace {
+    if (this.#ns === undefined) throw new TorusError('TORUS_NOT_OPEN', 'metadata store is closed')
+    return this.#ns
+  }
+
+  protected override async _open(_options: AbortOptions): Promise<void> {
+    const { client, hosts, dialTimeoutMs } = this.#options
+    const owned = client === undefined
+    const etcd = client ?? new Etcd3({ hosts: hosts ?? [], ...(dialTimeoutMs === undefined ? {} : { dialTimeout: dialTimeoutMs }) })
+    const ns = etcd.namespace(this.prefix)
+    try {
+      // One read proves etcd answers, so open() fails fast instead of the first real call.
+      await ns.get(ETCD_KEYS.cluster).exec()
+    } catch (err) {
+      if (owned) etcd.close()
+      throw mapEtcdError(err)
+    }
+    this.#client = owned ? etcd : undefined
+    this.#ns = ns
+    this.logger.info('metadata store open', { prefix: this.prefix })
+  }
+
+  protected override async _close(): Promise<void> {
+    this.#client?.close()
+    this.#client = undefined
+    this.#ns = undefined
+  }
+
+  protected async _getClusterConfig(): Promise<ClusterConfig | undefined> {
+    const kv = await this.#get(ETCD_KEYS.cluster)
+    return kv === undefined ? undefined : parseRecord<ClusterConfig>(kv, ETCD_KEYS.cluster)
+  }
+
+  protected async _initCluster(config: ClusterConfig): Promise<void> {
+    const ns = this.#kv
+    const txn = await this.#run(() =>
+      ns
+        .if(ETCD_KEYS.cluster, 'Create', '==', 0)
+        .then(ns.put(ETCD_KEYS.cluster).value(JSON.stringify(config)))
+        .commit(),
+    )
+    if (!txn.succeeded) throw new TorusError('TORUS_ALREADY_EXISTS', 'cluster is already initialised')
+  }
+
+  protected async _createVolume(request: CreateVolumeRequest, options: AbortOptions): Promise<VolumeInfo> {
+    const cluster = await this._getClusterConfig()
+    if (cluster === undefined) {
+      throw new TorusError('TORUS_NOT_INITIALIZED', 'cluster metadata is not initialised (run torusctl init)')
+    }
+    const ns = this.#kv
+    const key = ETCD_KEYS.volume(request.name)
+    for (let attempt = 0; attempt < MAX_COUNTER_ATTEMPTS; attempt++) {
+      throwIfAborted(options.signal)
+      const counter = await this.#get(ETCD_KEYS.nextVolumeId)
+      const next = counter === undefined ? 1 : Number(counter.value.toString())
+      if (!Number.isSafeInteger(next) || next < 1) {
+        throw new TorusError('TORUS_CORRUPT', `${this.prefix}${ETCD_KEYS.nextVolumeId} holds ${JSON.stringify(counter?.value.toString())}`)
+      }
+      if (next > MAX_VOLUME_ID) throw new TorusError('TORUS_OUT_OF_SPACE', 'volume ids are exhausted')
+      const info: VolumeInfo = Object.freeze({
+        name: request.name,
+        id: volumeId(next),
+        type: 'block',
+        sizeBytes: request.sizeBytes,
+        blockSizeBytes: request.blockSizeBytes ?? cluster.blockSizeBytes,
+        replication: request.replication ?? cluster.replication,
+        createdAt: new Date().toISOString(),
+      })
+      // A missing counter compares as mod revision 0, so the first create needs no set-up.
+      const txn = await this.#run(() =>
+        ns
+          .if(key, 'Create', '==', 0)
+          .and(ETCD_KEYS.nextVolumeId, 'Mod', '==', counter?.mod_revision ?? 0)
+          .then(ns.put(key).value(JSON.stringify(info)), ns.put(ETCD_KEYS.nextVolumeId).value(String(next + 1)))
+          .else(ns.get(key))
+          .commit(),
+      )
+      if (txn.succeeded) return info
+      if (rangeOf(txn, 0) !== undefined) {
+        throw new TorusError('TORUS_ALREADY_EXISTS', `volume ${request.name} already exists`, { details: { volume: request.name } })
+      }
+      // Another create took this id first: read the counter again.
+    }
+    throw new TorusError('TORUS_CONFLICT', `could not allocate a volume id for ${request.name}: too much contention`)
+  }
+
+  protected async _getVolume(name: string): Promise<VolumeInfo | undefined> {
+    const key = ETCD_KEYS.volume(name)
+    const kv = await this.#get(key)
+    return kv === undefined ? undefined : parseRecord<VolumeInfo>(kv, key)
+  }
+
+  protected async _listVolumes(): Promise<VolumeInfo[]> {
+    const ns = this.#kv
+    const res = await this.#run(() => ns.getAll().prefix(ETCD_KEYS.volumes).sort('Key', 'Ascend').exec())
+    // etcd sorts by key bytes, which is the order listVolumes promises for the ASCII names allowed.
+    return res.kvs.map((kv) => parseRecord<VolumeInfo>(kv, ETCD_KEYS.volumes))
+  }
+
+  protected async _deleteVolume(name: string, options: AbortOptions): Promise<VolumeInfo> {
+    const ns = this.#kv
+    const key = ETCD_KEYS.volume(name)
+    const lockKey = ETCD_KEYS.lock(name)
+    for (;;) {
+      throwIfAborted(options.signal)
+      const current = await this.#get(key)
+      if (current === undefined) throw notFound(name)
+      const txn = await this.#run(() =>
+        ns
+          .if(key, 'Mod', '==', current.mod_revision)
+          .and(lockKey, 'Create', '==', 0)
+          .then(ns.delete().key(key))
+          .else(ns.get(key), ns.get(lockKey))
+          .commit(),
+      )
+      if (txn.succeeded) return parseRecord<VolumeInfo>(current, key)
+      const lock = rangeOf(txn, 1)
+      if (lock !== undefined) throw lockedError(toVolumeLock(name, lock))
+      if (rangeOf(txn, 0) === undefined) throw notFound(name)
+      // The volume was deleted and created again between the read and the transaction.
+    }
+  }
+
+  protected async _grantLease(ttlMs: number): Promise<LeaseId> {
+    const ns = this.#kv
+    // etcd leases count whole seconds (and stretch anything under its minimum, about 2 s).
+    const res = await this.#run(() => ns.leaseClient.leaseGrant({ TTL: Math.ceil(ttlMs / 1000), ID: 0 }))
+    if (res.error) throw new TorusError('TORUS_INTERNAL', `etcd refused the lease: ${res.error}`)
+    return res.ID
+  }
+
+  protected async _keepAlive(leaseId: LeaseId): Promise<void> {
+    const id = etcdLeaseId(leaseId)
+    if (id === undefined) throw leaseExpired(leaseId)
+    const ns = this.#kv
+    const res = await this.#run(async () => {
+      // etcd3's Lease class can only renew leases it granted itself, so renew by id over the raw
+      // keep-alive stream: one request, one response, then close the stream.
+      const stream = await ns.leaseClient.leaseKeepAlive()
+      try {
+        return await new Promise<{ TTL: string }>((resolve, reject) => {
+          stream.on('data', resolve)
+          stream.on('error', reject)
+          stream.on('end', () => reject(new Error('keep-alive stream ended without a response')))
+          stream.write({ ID: id })
+        })
+      } finally {
+        stream.end()
+      }
+    }, leaseId)
+    // etcd answers a keep-alive for an unknown lease with TTL 0 rather than an error.
+    if (!(Number(res.TTL) > 0)) throw leaseExpired(leaseId)
+  }
+
+  protected async _revokeLease(leaseId: LeaseId): Promise<void> {
+    const id = etcdLeaseId(leaseId)
+    if (id === undefined) return
+    const ns = this.#kv
+    try {
+      await this.#run(() => ns.leaseClient.leaseRevoke({ ID: id }), leaseId)
+    } catch (err) {
+      if (err instanceof TorusError && err.code === 'TORUS_LEASE_EXPIRED') return
+      throw err
+    }
+  }
+
+  protected async _lockVolume(name: string, holder: string, leaseId: LeaseId, options: AbortOptions): Promise<VolumeLock> {
+    const id = etcdLeaseId(leaseId)
+    const ns = this.#kv
+    const key = ETCD_KEYS.volume(name)
+    const lockKey = ETCD_KEYS.lock(name)
+    if (id === undefined) {
+      if ((await this.#get(key)) === undefined) throw notFound(name)
+      throw leaseExpired(leaseId)
+    }
+    const record: LockRecord = { holder, leaseId }
+    for (;;) {
+      // A put bound to a lease etcd no longer has fails the whole transaction with "requested
+      // lease not found", which #run maps to TORUS_LEASE_EXPIRED.
+      const txn = await this.#run(
+        () =>
+          ns
+            .if(key, 'Create', '>', 0)
+            .and(lockKey, 'Create', '==', 0)
+            .then(ns.put(lockKey).value(JSON.stringify(record)).lease(id))
+            .else(ns.get(key), ns.get(lockKey))
+            .commit(),
+        leaseId,
+      )
+      if (txn.succeeded) {
+        // Every write in one transaction gets the transaction's revision, so this is the lock
+        // key's create revision: the fencing generation.
+        return Object.freeze({ volume: name, holder, leaseId, generation: revision(txn.header.revision) })
+      }
+      if (rangeOf(txn, 0) === undefined) throw notFound(name)
+      const lock = rangeOf(txn, 1)
+      if (lock !== undefined) throw lockedError(toVolumeLock(name, lock))
+      // The lock that made the compare fail vanished before the else-branch read it (its lease
+      // expired or it was released): try again.
+      throwIfAborted(options.signal)
+    }
+  }
+
+  protected async _getVolumeLock(name: string): Promise<VolumeLock | undefined> {
+    const kv = await this.#get(ETCD_KEYS.lock(name))
+    return kv === undefined ? undefined : toVolumeLock(name, kv)
+  }
+
+  protected async _unlockVolume(lock: VolumeLock): Promise<void> {
+    const ns = this.#kv
+    const lockKey = ETCD_KEYS.lock(lock.volume)
+    await this.#run(() =>
+      ns
+        .if(lockKey, 'Create', '==', lock.generation)
+        .then(ns.delete().key(lockKey))
+        .commit(),
+    )
+  }
+
+  async #get(key: string): Promise<IKeyValue | undefined> {
+    const ns = this.#kv
+    const res = await this.#run(() => ns.get(key).exec())
+    return res.kvs[0]
+  }
+
+  /** Runs one etcd call and maps whatever it throws, once. */
+  async #run<T>(call: () => Promise<T>, leaseId?: LeaseId): Promise<T> {
+    try {
+      return await call()
+    } catch (err) {
+      const mapped = mapEtcdError(err, leaseId === undefined ? {} : { leaseId })
+      if (mapped.code === 'TORUS_UNAVAILABLE' || mapped.code === 'TORUS_INTERNAL') {
+        this.logger.error('etcd call failed', { prefix: this.prefix, code: mapped.code, err })
+      }
+      throw mapped
+    }
+  }
+}
+
+/** etcd lease ids are int64s that the client carries as decimal strings. */
+function etcdLeaseId(leaseId: LeaseId): string | undefined {
+  return /^[1-9][0-9]{0,18}$/.test(leaseId) ? leaseId : undefined
+}
+
+function revision(value: string): number {
+  const n = Number(value)
+  if (!Number.isSafeInteger(n)) throw new TorusError('TORUS_CORRUPT', `etcd revision ${value} is not a safe integer`)
+  return n
+}
+
+/** The first key-value of the `index`-th range response in a transaction, if any. */
+function rangeOf(txn: ITxnResponse, index: number): IKeyValue | undefined {
+  return txn.responses[index]?.response_range?.kvs[0]
+}
+
+function parseRecord<T>(kv: IKeyValue, key: string): T {
+  try {
+    return Object.freeze(JSON.parse(kv.value.toString('utf8')) as T)
+  } catch (err) {
+    throw new TorusError('TORUS_CORRUPT', `etcd key ${key} does not hold JSON`, { cause: err })
+  }
+}
+
+function toVolumeLock(volume: string, kv: IKeyValue): VolumeLock {
+  const record = parseRecord<LockRecord>(kv, ETCD_KEYS.lock(volume))
+  return Object.freeze({ volume, holder: record.holder, leaseId: record.leaseId, generation: revision(kv.create_revision) })
+}
+
+function notFound(name: string): TorusError {
+  return new TorusError('TORUS_NOT_FOUND', `volume ${name} does not exist`, { details: { volume: name } })
+}
+
+function lockedError(lock: VolumeLock): TorusError {
+  return new TorusError('TORUS_LOCKED', `volume ${lock.volume} is locked by ${lock.holder}`, {
+    details: { volume: lock.volume, holder: lock.holder, generation: lock.generation },
+  })
+}
+
+function leaseExpired(leaseId: LeaseId): TorusError {
+  return new TorusError('TORUS_LEASE_EXPIRED', `lease ${leaseId} has expired or was revoked`, { details: { leaseId } })
+}
