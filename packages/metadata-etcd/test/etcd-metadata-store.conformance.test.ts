@@ -22,7 +22,7 @@ describe.skipIf(endpoints === undefined || endpoints === '')('EtcdMetadataStore 
   // Vitest still runs a skipped describe's body to collect it, and the suite opens a probe store
   // while collecting; without an endpoint, register one skipped test instead.
   if (hosts.length === 0) {
-    it.skip('runs the MetadataStore conformance suite (set TORUS_ETCD_ENDPOINTS)', () => {})
+    it.skipIf(hosts.length === 0)('runs the MetadataStore conformance suite (set TORUS_ETCD_ENDPOINTS)', () => {})
     return
   }
 
