@@ -8,6 +8,7 @@ export default defineConfig({
     'blockstore/index': 'src/blockstore/index.ts',
     'block-device/index': 'src/block-device/index.ts',
     'metadata/index': 'src/metadata/index.ts',
+    'ring/index': 'src/ring/index.ts',
   },
   external: ['vitest'],
 })
