@@ -15,14 +15,12 @@
  * makes the kernel buffers fill up, not the server's heap.
  */
 import type { Duplex } from 'node:stream'
-import { silentLogger, type BlockDevice, type Logger, type WriteOptions, type WriteZeroesOptions } from '@torus/core'
+import { silentLogger, type BlockDevice, type Logger } from '@torus/core'
 import { nbdErrnoFor } from './errno.js'
 import {
   CMD_CACHE,
   CMD_DISC,
   CMD_FLAG_FAST_ZERO,
-  CMD_FLAG_FUA,
-  CMD_FLAG_NO_HOLE,
   CMD_FLUSH,
   CMD_READ,
   CMD_TRIM,
@@ -38,7 +36,6 @@ import {
   INFO_DESCRIPTION,
   REP_ERR_POLICY,
   REP_ERR_UNKNOWN,
-  SIMPLE_REPLY_HEADER_BYTES,
 } from './protocol/constants.js'
 import {
   DEFAULT_BLOCK_SIZE,
@@ -58,11 +55,11 @@ import {
   RequestParser,
   checkRequest,
   encodeSimpleReply,
-  writeSimpleReplyHeader,
   type ExportLimits,
   type NbdRequest,
 } from './protocol/transmission.js'
 import { sharedPayloadPool } from './payload-pool.js'
+import { createExecuteContext, executeRequest, type ExecuteContext } from './execute-request.js'
 import { createNbdStats, type NbdRequestCounts, type NbdStats } from './stats.js'
 import type { DirectReader, NbdConnection, NbdExportHandle, NbdServeOptions } from './connection-api.js'
 
@@ -124,10 +121,7 @@ class Connection implements NbdConnection {
   #handle: NbdExportHandle | undefined
   #exportName: string | undefined
   #limits: ExportLimits | undefined
-  #fuaHonoured = false
-  // Option objects built once per connection, so requests do not allocate them.
-  #optsPlain: { signal: AbortSignal } = { signal: this.#abort.signal }
-  #optsFua: WriteOptions = { signal: this.#abort.signal, fua: true }
+  #exec: ExecuteContext
 
   #inflight = 0
   #inflightBytes = 0
@@ -152,6 +146,7 @@ class Connection implements NbdConnection {
     this.#opts = options
     this.#log = (options.logger ?? silentLogger).child({ component: 'nbd:connection' })
     this.#stats = options.stats ?? createNbdStats()
+    this.#exec = createExecuteContext(this.#abort.signal, this.#stats)
     this.#blockSize = validateBlockSizeConstraints({
       minimumBytes: options.blockSize?.minimumBytes ?? DEFAULT_BLOCK_SIZE.minimumBytes,
       preferredBytes: options.blockSize?.preferredBytes ?? DEFAULT_BLOCK_SIZE.preferredBytes,
@@ -514,7 +509,7 @@ class Connection implements NbdConnection {
     this.#state = 'transmission'
     this.#device = device
     this.#exportName = name
-    this.#fuaHonoured = (flags & FLAG_SEND_FUA) !== 0
+    this.#exec.fuaHonoured = (flags & FLAG_SEND_FUA) !== 0
     this.#limits = { sizeBytes: device.sizeBytes, transmissionFlags: flags, blockSize: this.#blockSize }
     this.#parser = new RequestParser({ maxPayloadBytes: this.#blockSize.maximumPayloadBytes, allocatePayload: (n) => sharedPayloadPool.acquire(n) })
     this.#paused = false
@@ -605,50 +600,10 @@ class Connection implements NbdConnection {
 
   /** Executes one request; never rejects. */
   async #run(req: NbdRequest, cost: number): Promise<void> {
-    const device = this.#device!
-    const fua = this.#fuaHonoured && (req.flags & CMD_FLAG_FUA) !== 0
-    const fast = (req.flags & CMD_FLAG_FAST_ZERO) !== 0
     try {
-      switch (req.type) {
-        case CMD_READ: {
-          // One buffer for header + data; the device reads straight into it.
-          const buf = Buffer.allocUnsafe(SIMPLE_REPLY_HEADER_BYTES + req.length)
-          await device.read(req.offset, buf.subarray(SIMPLE_REPLY_HEADER_BYTES), this.#optsPlain)
-          writeSimpleReplyHeader(buf, 0, 0, req.cookieHi, req.cookieLo)
-          this.#stats.bytesRead += req.length
-          this.#write(buf)
-          return
-        }
-        case CMD_WRITE:
-          try {
-            await device.write(req.offset, req.data!, fua ? this.#optsFua : this.#optsPlain)
-          } finally {
-            // Settled: the device no longer reads the payload (BlockDevice contract).
-            if (req.pooled === true) sharedPayloadPool.release(req.data!)
-          }
-          this.#stats.bytesWritten += req.length
-          break
-        case CMD_FLUSH:
-          await device.flush(this.#optsPlain)
-          break
-        case CMD_TRIM:
-          await device.trim(req.offset, req.length, fua ? this.#optsFua : this.#optsPlain)
-          break
-        case CMD_WRITE_ZEROES: {
-          const o: WriteZeroesOptions = { signal: this.#abort.signal }
-          if (fua) o.fua = true
-          if ((req.flags & CMD_FLAG_NO_HOLE) !== 0) o.noHole = true
-          if (fast) o.fast = true
-          await device.writeZeroes(req.offset, req.length, o)
-          break
-        }
-        case CMD_CACHE:
-          // Advisory; no device hook. Only reachable if SEND_CACHE were advertised.
-          break
-      }
-      this.#write(encodeSimpleReply(0, req.cookieHi, req.cookieLo))
+      this.#write(await executeRequest(this.#device!, req, this.#exec))
     } catch (err) {
-      const errno = nbdErrnoFor(err, req.type === CMD_WRITE_ZEROES && fast)
+      const errno = nbdErrnoFor(err, req.type === CMD_WRITE_ZEROES && (req.flags & CMD_FLAG_FAST_ZERO) !== 0)
       if (!this.#socketGone) this.#log.debug('request failed', { command: COUNT_KEYS[req.type], offset: req.offset, length: req.length, errno, err })
       this.#replyError(req, errno)
     } finally {

@@ -4,7 +4,6 @@
  * binary is missing. nbdsh runs with /usr/bin first on PATH (see ENVIRONMENT.md §3).
  */
 import { execFile } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
@@ -13,27 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NbdServer } from '../src/index.js'
 import { MemoryDevice } from './helpers/memory-device.js'
 import { until } from './helpers/raw-client.js'
+import { canRun, hasCommand } from '@torus/testing'
 
 const MiB = 1024 * 1024
 const PATH_WITH_SYSTEM_PYTHON = `/usr/bin${delimiter}${process.env.PATH ?? ''}`
 
-function found(binary: string): boolean {
-  for (const dir of PATH_WITH_SYSTEM_PYTHON.split(delimiter)) {
-    try {
-      accessSync(join(dir, binary), constants.X_OK)
-      return true
-    } catch {
-      // keep looking
-    }
-  }
-  return false
-}
-
 /** Skips when a client is missing, unless CI demands every interop test (TORUS_REQUIRE_INTEROP=1). */
 function has(binary: string): boolean {
-  const ok = found(binary)
-  if (!ok && process.env.TORUS_REQUIRE_INTEROP === '1') throw new Error(`TORUS_REQUIRE_INTEROP=1 but ${binary} is not installed`)
-  return ok
+  return canRun(hasCommand(binary, PATH_WITH_SYSTEM_PYTHON), binary)
 }
 
 interface Run {

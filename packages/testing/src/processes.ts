@@ -33,9 +33,9 @@ export function run(command: string, args: string[], options: SpawnOptions & { t
   })
 }
 
-/** Whether a program is on PATH (interop tests skip when their client is missing). */
-export function hasCommand(name: string): boolean {
-  const dirs = (process.env.PATH ?? '').split(':')
+/** Whether a program is on `path` (default $PATH); interop tests skip when their client is missing. */
+export function hasCommand(name: string, path: string = process.env.PATH ?? ''): boolean {
+  const dirs = path.split(':')
   return dirs.some((d) => {
     try {
       accessSync(`${d}/${name}`, constants.X_OK)
@@ -127,4 +127,16 @@ const live = new Set<Service>()
 /** Kills every Service this process started that is still running (test teardown). */
 export async function stopAllServices(): Promise<void> {
   await Promise.all([...live].map((s) => s.stop('SIGKILL')))
+}
+
+/**
+ * Whether an interop test can run. Tests skip (with the reason in their title) when a tool is
+ * missing, but CI sets TORUS_REQUIRE_INTEROP=1 so a missing tool fails the run instead of
+ * letting an acceptance test silently skip.
+ */
+export function canRun(available: boolean, what: string): boolean {
+  if (!available && process.env.TORUS_REQUIRE_INTEROP === '1') {
+    throw new Error(`TORUS_REQUIRE_INTEROP=1 but ${what} is not available on this machine`)
+  }
+  return available
 }

@@ -21,7 +21,7 @@ export class FuseAttachment {
   }
 
   static available(): boolean {
-    return process.getuid?.() === 0 && ['qemu-storage-daemon', 'mkfs.ext4', 'e2fsck', 'mount', 'umount'].every(hasCommand) && fs.existsSync('/dev/fuse')
+    return process.getuid?.() === 0 && ['qemu-storage-daemon', 'mkfs.ext4', 'e2fsck', 'mount', 'umount'].every((c) => hasCommand(c)) && fs.existsSync('/dev/fuse')
   }
 
   async attach(): Promise<void> {

@@ -103,14 +103,4 @@ export class Torusd {
 
 export const HAVE_PYTHON_LIBNBD = fs.existsSync('/usr/bin/python3') && fs.existsSync('/usr/lib/python3/dist-packages/nbd.py')
 
-/**
- * Whether an interop test can run. Tests skip (with the reason in their title) when a tool is
- * missing, but CI sets TORUS_REQUIRE_INTEROP=1 so a missing tool fails the run instead of
- * letting an acceptance test silently skip.
- */
-export function canRun(available: boolean, what: string): boolean {
-  if (!available && process.env.TORUS_REQUIRE_INTEROP === '1') {
-    throw new Error(`TORUS_REQUIRE_INTEROP=1 but ${what} is not available on this machine`)
-  }
-  return available
-}
+export { canRun } from '@torus/testing'
