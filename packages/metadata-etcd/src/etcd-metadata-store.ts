@@ -1,4 +1,4 @@
-import { MAX_VOLUME_ID, TorusError, silentLogger, throwIfAborted, volumeId } from '@torus/core'
+import { MAX_VOLUME_ID, normalizeRingDescriptor, TorusError, silentLogger, throwIfAborted, volumeId } from '@torus/core'
 import type {
   AbortOptions,
   ClusterConfig,
@@ -6,13 +6,19 @@ import type {
   LeaseId,
   Logger,
   MetadataSupports,
+  MetadataWatch,
+  PeerInfo,
+  PeerStatus,
+  RingDescriptor,
   VolumeInfo,
   VolumeLock,
+  WatchRingOptions,
 } from '@torus/core'
-import { AbstractMetadataStore } from '@torus/metadata'
+import { AbstractMetadataStore, normalizePeerInfo, ringConflict } from '@torus/metadata'
 import { Etcd3 } from 'etcd3'
 import type { IKeyValue, ITxnResponse, Namespace } from 'etcd3'
 import { mapEtcdError } from './map-etcd-error.js'
+import { KeyWatch } from './key-watch.js'
 
 export const DEFAULT_PREFIX = 'torus/'
 
@@ -23,7 +29,17 @@ export const ETCD_KEYS = Object.freeze({
   volume: (name: string): string => `volumes/${name}`,
   nextVolumeId: 'volume-ids/next',
   lock: (name: string): string => `locks/${name}`,
+  peers: 'peers/',
+  peer: (id: string): string => `peers/${id}`,
+  alivePeers: 'peers-alive/',
+  alivePeer: (id: string): string => `peers-alive/${id}`,
+  ring: 'ring',
 })
+
+/** Unary calls that get no answer within this fail with TORUS_TIMEOUT instead of hanging. */
+export const DEFAULT_CALL_TIMEOUT_MS = 5000
+/** A ring watch re-reads the ring this often even when etcd reports nothing (belt and braces). */
+export const DEFAULT_RING_RESYNC_MS = 30_000
 
 /**
  * A createVolume that lost the race for the id counter reads it again and retries. Each round
@@ -38,6 +54,10 @@ interface EtcdMetadataStoreCommonOptions {
   logger?: Logger
   /** How long the client waits for a connection before a call fails (only with `hosts`). */
   dialTimeoutMs?: number
+  /** Deadline for each unary call and lease keep-alive (only with `hosts`). Default 5 s. */
+  callTimeoutMs?: number
+  /** How often a ring watch re-reads the ring regardless of events. Default 30 s. */
+  ringResyncMs?: number
 }
 
 export type EtcdMetadataStoreOptions = EtcdMetadataStoreCommonOptions &
@@ -52,6 +72,12 @@ interface LockRecord {
   leaseId: LeaseId
 }
 
+/** What `peers/<id>` holds: the last heartbeat, kept after the peer's lease ends. */
+interface PeerRecord {
+  info: PeerInfo
+  leaseId: LeaseId
+}
+
 /**
  * A metadata store in etcd v3. Each mutation is one etcd transaction whose compares carry the
  * preconditions the memory store checks in process (absent name, unchanged id counter, no lock,
@@ -59,12 +85,13 @@ interface LockRecord {
  * leases and locks are keys bound to them, so etcd itself drops a dead holder's lock.
  */
 export class EtcdMetadataStore extends AbstractMetadataStore {
-  readonly supports: MetadataSupports = Object.freeze({ persistent: true, leases: true, watch: false })
+  readonly supports: MetadataSupports = Object.freeze({ persistent: true, leases: true, watch: true })
   readonly prefix: string
   protected readonly logger: Logger
   readonly #options: EtcdMetadataStoreOptions
   #client: Etcd3 | undefined
   #ns: Namespace | undefined
+  readonly #watches = new Set<KeyWatch>()
 
   constructor(options: EtcdMetadataStoreOptions) {
     super()
@@ -85,7 +112,15 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
   protected override async _open(_options: AbortOptions): Promise<void> {
     const { client, hosts, dialTimeoutMs } = this.#options
     const owned = client === undefined
-    const etcd = client ?? new Etcd3({ hosts: hosts ?? [], ...(dialTimeoutMs === undefined ? {} : { dialTimeout: dialTimeoutMs }) })
+    const callTimeoutMs = this.#callTimeoutMs
+    const etcd =
+      client ??
+      new Etcd3({
+        hosts: hosts ?? [],
+        ...(dialTimeoutMs === undefined ? {} : { dialTimeout: dialTimeoutMs }),
+        // Without a deadline a call made while etcd is down waits for the connection forever.
+        defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+      })
     const ns = etcd.namespace(this.prefix)
     try {
       // One read proves etcd answers, so open() fails fast instead of the first real call.
@@ -99,7 +134,13 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
     this.logger.info('metadata store open', { prefix: this.prefix })
   }
 
+  get #callTimeoutMs(): number {
+    return this.#options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS
+  }
+
   protected override async _close(): Promise<void> {
+    await Promise.all([...this.#watches].map((w) => w.close()))
+    this.#watches.clear()
     this.#client?.close()
     this.#client = undefined
     this.#ns = undefined
@@ -216,14 +257,21 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
       // etcd3's Lease class can only renew leases it granted itself, so renew by id over the raw
       // keep-alive stream: one request, one response, then close the stream.
       const stream = await ns.leaseClient.leaseKeepAlive()
+      let timer: NodeJS.Timeout | undefined
       try {
         return await new Promise<{ TTL: string }>((resolve, reject) => {
+          // Streams get no call deadline, and one opened while etcd is down never answers.
+          timer = setTimeout(
+            () => reject(new TorusError('TORUS_TIMEOUT', `etcd did not answer a lease keep-alive within ${this.#callTimeoutMs} ms`)),
+            this.#callTimeoutMs,
+          )
           stream.on('data', resolve)
           stream.on('error', reject)
           stream.on('end', () => reject(new Error('keep-alive stream ended without a response')))
           stream.write({ ID: id })
         })
       } finally {
+        clearTimeout(timer)
         stream.end()
       }
     }, leaseId)
@@ -294,6 +342,162 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
         .then(ns.delete().key(lockKey))
         .commit(),
     )
+  }
+
+  protected async _nextVolumeId(): Promise<number> {
+    const counter = await this.#get(ETCD_KEYS.nextVolumeId)
+    if (counter === undefined) return 1
+    const next = Number(counter.value.toString())
+    if (!Number.isSafeInteger(next) || next < 1) {
+      throw new TorusError('TORUS_CORRUPT', `${this.prefix}${ETCD_KEYS.nextVolumeId} holds ${JSON.stringify(counter.value.toString())}`)
+    }
+    return next
+  }
+
+  protected async _putPeer(info: PeerInfo, leaseId: LeaseId): Promise<void> {
+    const id = etcdLeaseId(leaseId)
+    if (id === undefined) throw leaseExpired(leaseId)
+    const ns = this.#kv
+    const record: PeerRecord = { info, leaseId }
+    // One transaction: the lasting record and the lease-bound liveness key. A dead lease fails
+    // the whole transaction ("requested lease not found"), so nothing is half-written.
+    await this.#run(
+      () =>
+        ns
+          .if(ETCD_KEYS.peer(info.id), 'Version', '>', -1)
+          .then(ns.put(ETCD_KEYS.peer(info.id)).value(JSON.stringify(record)), ns.put(ETCD_KEYS.alivePeer(info.id)).value(leaseId).lease(id))
+          .commit(),
+      leaseId,
+    )
+  }
+
+  protected async _listPeers(): Promise<PeerStatus[]> {
+    const ns = this.#kv
+    // Both ranges in one transaction, so they come from one revision.
+    const txn = await this.#run(() =>
+      ns
+        .if(ETCD_KEYS.peers, 'Version', '>', -1)
+        .then(ns.getAll().prefix(ETCD_KEYS.peers), ns.getAll().prefix(ETCD_KEYS.alivePeers))
+        .commit(),
+    )
+    const records = txn.responses[0]?.response_range?.kvs ?? []
+    const alive = new Set((txn.responses[1]?.response_range?.kvs ?? []).map((kv) => kv.key.toString('utf8').slice(this.prefix.length + ETCD_KEYS.alivePeers.length)))
+    const peers = records.map((kv) => {
+      const key = kv.key.toString('utf8').slice(this.prefix.length)
+      const record = parseRecord<PeerRecord>(kv, key)
+      let info: PeerInfo
+      try {
+        info = normalizePeerInfo((record as Partial<PeerRecord>).info)
+      } catch (err) {
+        throw new TorusError('TORUS_CORRUPT', `etcd key ${this.prefix}${key} holds a malformed peer record: ${(err as Error).message}`, { cause: err })
+      }
+      return Object.freeze({ ...info, alive: alive.has(info.id) })
+    })
+    return peers.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  protected async _forgetPeer(id: string): Promise<void> {
+    const ns = this.#kv
+    const txn = await this.#run(() =>
+      ns
+        .if(ETCD_KEYS.peer(id), 'Create', '>', 0)
+        .and(ETCD_KEYS.alivePeer(id), 'Create', '==', 0)
+        .then(ns.delete().key(ETCD_KEYS.peer(id)))
+        .else(ns.get(ETCD_KEYS.peer(id)))
+        .commit(),
+    )
+    if (txn.succeeded) return
+    if (rangeOf(txn, 0) === undefined) throw new TorusError('TORUS_NOT_FOUND', `peer ${id} is not known`, { details: { peer: id } })
+    throw new TorusError('TORUS_LOCKED', `peer ${id} is alive; stop it before forgetting it`, { details: { peer: id } })
+  }
+
+  protected async _getRing(): Promise<RingDescriptor | undefined> {
+    return (await this.#readRing()).ring
+  }
+
+  /** The ring, its key's mod revision (0 when never set) and the store revision of the read. */
+  async #readRing(): Promise<{ ring: RingDescriptor | undefined; modRevision: string; revision: string }> {
+    const ns = this.#kv
+    const txn = await this.#run(() =>
+      ns
+        .if(ETCD_KEYS.ring, 'Version', '>', -1)
+        .then(ns.get(ETCD_KEYS.ring), ns.get(ETCD_KEYS.cluster))
+        .commit(),
+    )
+    const ringKv = rangeOf(txn, 0)
+    const clusterKv = rangeOf(txn, 1)
+    if (ringKv !== undefined) {
+      const raw = parseRecord<RingDescriptor>(ringKv, ETCD_KEYS.ring)
+      let ring: RingDescriptor
+      try {
+        ring = normalizeRingDescriptor(raw, { allowEmpty: true })
+      } catch (err) {
+        throw new TorusError('TORUS_CORRUPT', `etcd key ${this.prefix}${ETCD_KEYS.ring} holds a malformed ring: ${(err as Error).message}`, { cause: err })
+      }
+      return { ring, modRevision: ringKv.mod_revision, revision: txn.header.revision }
+    }
+    if (clusterKv === undefined) return { ring: undefined, modRevision: '0', revision: txn.header.revision }
+    const cluster = parseRecord<ClusterConfig>(clusterKv, ETCD_KEYS.cluster)
+    return {
+      ring: Object.freeze({ version: 0, type: cluster.ringType, replication: cluster.replication, members: Object.freeze([]) }),
+      modRevision: '0',
+      revision: txn.header.revision,
+    }
+  }
+
+  protected async _setRing(next: RingDescriptor): Promise<void> {
+    const ns = this.#kv
+    const current = await this.#readRing()
+    if (current.ring === undefined) throw new TorusError('TORUS_NOT_INITIALIZED', 'cluster metadata is not initialised (run torusctl init)')
+    if (next.version !== current.ring.version + 1) throw ringConflict(current.ring.version, next.version)
+    const txn = await this.#run(() =>
+      ns
+        .if(ETCD_KEYS.ring, 'Mod', '==', current.modRevision)
+        .and(ETCD_KEYS.cluster, 'Create', '>', 0)
+        .then(ns.put(ETCD_KEYS.ring).value(JSON.stringify(next)))
+        .commit(),
+    )
+    if (txn.succeeded) return
+    const now = await this.#readRing()
+    throw ringConflict(now.ring?.version ?? 0, next.version)
+  }
+
+  protected async _watchRing(onRing: (ring: RingDescriptor) => void, options: WatchRingOptions): Promise<MetadataWatch> {
+    const ns = this.#kv
+    let lastVersion = -1
+    const watch = new KeyWatch({
+      ns,
+      keys: [ETCD_KEYS.ring, ETCD_KEYS.cluster],
+      resyncMs: this.#options.ringResyncMs ?? DEFAULT_RING_RESYNC_MS,
+      logger: this.logger,
+      // Every event (or reconnect) just triggers a fresh read: the ring is small and changes
+      // rarely, and reading it whole is what makes skipped events harmless.
+      read: async () => {
+        const { ring, revision } = await this.#readRing()
+        if (ring !== undefined && ring.version > lastVersion) {
+          lastVersion = ring.version
+          try {
+            onRing(ring)
+          } catch (err) {
+            this.logger.warn('ring watcher threw', { err })
+          }
+        }
+        return revision
+      },
+      onError: (err) => {
+        const mapped = mapEtcdError(err)
+        this.logger.warn('ring watch interrupted; resynchronising', { code: mapped.code, err })
+        options.onError?.(mapped)
+      },
+    })
+    this.#watches.add(watch)
+    await watch.start()
+    return {
+      close: async () => {
+        this.#watches.delete(watch)
+        await watch.close()
+      },
+    }
   }
 
   async #get(key: string): Promise<IKeyValue | undefined> {

@@ -1,4 +1,12 @@
-import { TorusError, throwIfAborted, validateBlockSize, validateReplication, validateVolumeName, validateVolumeSize } from '@torus/core'
+import {
+  normalizeRingDescriptor,
+  TorusError,
+  throwIfAborted,
+  validateBlockSize,
+  validateReplication,
+  validateVolumeName,
+  validateVolumeSize,
+} from '@torus/core'
 import type {
   AbortOptions,
   ClusterConfig,
@@ -7,10 +15,16 @@ import type {
   LifecycleStatus,
   MetadataStore,
   MetadataSupports,
+  MetadataWatch,
+  PeerInfo,
+  PeerStatus,
+  RingDescriptor,
   RingType,
   VolumeInfo,
   VolumeLock,
+  WatchRingOptions,
 } from '@torus/core'
+import { normalizePeerInfo, validatePeerId } from './peer-info.js'
 
 const RING_TYPES: ReadonlySet<RingType> = new Set(['ketama', 'mod', 'single'])
 
@@ -172,6 +186,47 @@ export abstract class AbstractMetadataStore implements MetadataStore {
     return this._unlockVolume(lock, options)
   }
 
+  async nextVolumeId(options: AbortOptions = {}): Promise<number> {
+    this.#check(options)
+    return this._nextVolumeId(options)
+  }
+
+  async putPeer(info: PeerInfo, leaseId: LeaseId, options: AbortOptions = {}): Promise<void> {
+    const normalised = normalizePeerInfo(info)
+    checkLeaseId(leaseId)
+    this.#check(options)
+    return this._putPeer(normalised, leaseId, options)
+  }
+
+  async listPeers(options: AbortOptions = {}): Promise<PeerStatus[]> {
+    this.#check(options)
+    return this._listPeers(options)
+  }
+
+  async forgetPeer(id: string, options: AbortOptions = {}): Promise<void> {
+    validatePeerId(id)
+    this.#check(options)
+    return this._forgetPeer(id, options)
+  }
+
+  async getRing(options: AbortOptions = {}): Promise<RingDescriptor | undefined> {
+    this.#check(options)
+    return this._getRing(options)
+  }
+
+  async setRing(next: RingDescriptor, options: AbortOptions = {}): Promise<void> {
+    const normalised = normalizeRingDescriptor(next, { allowEmpty: true })
+    if (normalised.version < 1) throw new TorusError('TORUS_INVALID_ARGUMENT', 'invalid ring descriptor: a stored ring starts at version 1')
+    this.#check(options)
+    return this._setRing(normalised, options)
+  }
+
+  async watchRing(onRing: (ring: RingDescriptor) => void, options: WatchRingOptions = {}): Promise<MetadataWatch> {
+    if (typeof onRing !== 'function') throw new TypeError('onRing must be a function')
+    this.#check(options)
+    return this._watchRing(onRing, options)
+  }
+
   #check(options: AbortOptions): void {
     if (this.#status !== 'open') {
       throw new TorusError('TORUS_NOT_OPEN', `metadata store is ${this.#status}`)
@@ -194,6 +249,13 @@ export abstract class AbstractMetadataStore implements MetadataStore {
   protected abstract _lockVolume(name: string, holder: string, leaseId: LeaseId, options: AbortOptions): Promise<VolumeLock>
   protected abstract _getVolumeLock(name: string, options: AbortOptions): Promise<VolumeLock | undefined>
   protected abstract _unlockVolume(lock: VolumeLock, options: AbortOptions): Promise<void>
+  protected abstract _nextVolumeId(options: AbortOptions): Promise<number>
+  protected abstract _putPeer(info: PeerInfo, leaseId: LeaseId, options: AbortOptions): Promise<void>
+  protected abstract _listPeers(options: AbortOptions): Promise<PeerStatus[]>
+  protected abstract _forgetPeer(id: string, options: AbortOptions): Promise<void>
+  protected abstract _getRing(options: AbortOptions): Promise<RingDescriptor | undefined>
+  protected abstract _setRing(next: RingDescriptor, options: AbortOptions): Promise<void>
+  protected abstract _watchRing(onRing: (ring: RingDescriptor) => void, options: WatchRingOptions): Promise<MetadataWatch>
 }
 
 function checkLeaseId(leaseId: unknown): void {

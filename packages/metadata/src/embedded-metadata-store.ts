@@ -31,7 +31,7 @@ const TEMP_FILE_NAME = `${METADATA_FILE_NAME}.tmp`
  * One process per directory: nothing stops a second process from opening the same dir.
  */
 export class EmbeddedMetadataStore extends MemoryMetadataStore {
-  override readonly supports: MetadataSupports = Object.freeze({ persistent: true, leases: true, watch: false })
+  override readonly supports: MetadataSupports = Object.freeze({ persistent: true, leases: true, watch: true })
   readonly dir: string
   readonly file: string
 

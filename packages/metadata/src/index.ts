@@ -15,9 +15,15 @@ export type {
   RingType,
   VolumeInfo,
   VolumeLock,
+  PeerInfo,
+  PeerStatus,
+  RingDescriptor,
+  MetadataWatch,
+  WatchRingOptions,
 } from '@torus/core'
 export { AbstractMetadataStore } from './abstract-metadata-store.js'
 export { MemoryMetadataStore, type MemoryMetadataStoreOptions } from './memory-metadata-store.js'
 export { EmbeddedMetadataStore, METADATA_FILE_NAME, type EmbeddedMetadataStoreOptions } from './embedded-metadata-store.js'
-export { MetadataModel, type LeaseState } from './metadata-model.js'
+export { MetadataModel, ringConflict, type LeaseState, type PeerRecord } from './metadata-model.js'
+export { normalizePeerInfo, validatePeerId } from './peer-info.js'
 export { METADATA_FORMAT, METADATA_FORMAT_VERSION, type MetadataFileV1 } from './metadata-file.js'

@@ -7,10 +7,15 @@ import type {
   LeaseId,
   Logger,
   MetadataSupports,
+  MetadataWatch,
+  PeerInfo,
+  PeerStatus,
   Random,
+  RingDescriptor,
   Timer,
   VolumeInfo,
   VolumeLock,
+  WatchRingOptions,
 } from '@torus/core'
 import { AbstractMetadataStore } from './abstract-metadata-store.js'
 import { MetadataModel } from './metadata-model.js'
@@ -35,13 +40,15 @@ export interface MemoryMetadataStoreOptions {
  * {@link MemoryMetadataStore._commit} resolves; subclasses override that hook to persist.
  */
 export class MemoryMetadataStore extends AbstractMetadataStore {
-  readonly supports: MetadataSupports = Object.freeze({ persistent: false, leases: true, watch: false })
+  readonly supports: MetadataSupports = Object.freeze({ persistent: false, leases: true, watch: true })
   protected readonly clock: Clock
   protected readonly random: Random
   protected readonly logger: Logger
   protected model = new MetadataModel()
   #tail: Promise<unknown> = Promise.resolve()
   #timers = new Map<LeaseId, { timer: Timer; atMs: number }>()
+  /** Ring watchers and the last version each has been given (-1: none yet). */
+  #ringWatchers = new Set<{ onRing: (ring: RingDescriptor) => void; lastVersion: number }>()
 
   constructor(options: MemoryMetadataStoreOptions = {}) {
     super()
@@ -74,6 +81,7 @@ export class MemoryMetadataStore extends AbstractMetadataStore {
       }
       this.model = next
       this.#syncTimers()
+      this.#notifyRing()
       return result
     })
     this.#tail = run.catch(() => {})
@@ -101,6 +109,25 @@ export class MemoryMetadataStore extends AbstractMetadataStore {
     await this._drain()
     for (const { timer } of this.#timers.values()) this.clock.clearTimeout(timer)
     this.#timers.clear()
+    this.#ringWatchers.clear()
+  }
+
+  /** Delivers the current ring to every watcher that has not seen its version, off this stack. */
+  #notifyRing(): void {
+    const ring = this.model.getRing()
+    if (ring === undefined) return
+    for (const watcher of this.#ringWatchers) {
+      if (ring.version <= watcher.lastVersion) continue
+      watcher.lastVersion = ring.version
+      queueMicrotask(() => {
+        if (!this.#ringWatchers.has(watcher)) return
+        try {
+          watcher.onRing(ring)
+        } catch (err) {
+          this.logger.warn('ring watcher threw', { err })
+        }
+      })
+    }
   }
 
   #syncTimers(): void {
@@ -178,5 +205,40 @@ export class MemoryMetadataStore extends AbstractMetadataStore {
 
   protected async _unlockVolume(lock: VolumeLock, options: AbortOptions): Promise<void> {
     await this._mutate((m) => m.unlockVolume(lock), options)
+  }
+
+  protected async _nextVolumeId(): Promise<number> {
+    return this.model.nextVolumeId
+  }
+
+  protected async _putPeer(info: PeerInfo, leaseId: LeaseId, options: AbortOptions): Promise<void> {
+    await this._mutate((m, now) => m.putPeer(info, leaseId, now), options)
+  }
+
+  protected async _listPeers(): Promise<PeerStatus[]> {
+    return this.model.listPeers(this.clock.now())
+  }
+
+  protected async _forgetPeer(id: string, options: AbortOptions): Promise<void> {
+    await this._mutate((m, now) => m.forgetPeer(id, now), options)
+  }
+
+  protected async _getRing(): Promise<RingDescriptor | undefined> {
+    return this.model.getRing()
+  }
+
+  protected async _setRing(next: RingDescriptor, options: AbortOptions): Promise<void> {
+    await this._mutate((m) => m.setRing(next), options)
+  }
+
+  protected async _watchRing(onRing: (ring: RingDescriptor) => void): Promise<MetadataWatch> {
+    const watcher = { onRing, lastVersion: -1 }
+    this.#ringWatchers.add(watcher)
+    this.#notifyRing()
+    return {
+      close: async () => {
+        this.#ringWatchers.delete(watcher)
+      },
+    }
   }
 }

@@ -1,6 +1,7 @@
-import { MAX_VOLUME_ID, TorusError, VOLUME_NAME_RE, volumeId } from '@torus/core'
-import type { ClusterConfig, VolumeInfo, VolumeLock } from '@torus/core'
+import { MAX_VOLUME_ID, normalizeRingDescriptor, TorusError, VOLUME_NAME_RE, volumeId } from '@torus/core'
+import type { ClusterConfig, PeerInfo, RingDescriptor, VolumeInfo, VolumeLock } from '@torus/core'
 import { MetadataModel } from './metadata-model.js'
+import { normalizePeerInfo } from './peer-info.js'
 
 /** The only format version this code reads and writes. Bump it on any incompatible change. */
 export const METADATA_FORMAT_VERSION = 1
@@ -18,6 +19,9 @@ export interface MetadataFileV1 {
   /** Deadlines are not stored: after a restart every lease gets a full TTL again. */
   leases: { id: string; ttlMs: number }[]
   locks: VolumeLock[]
+  /** Added after the first release; absent means none (so older files still read). */
+  peers?: { info: PeerInfo; leaseId: string }[]
+  ring?: RingDescriptor | null
 }
 
 export function encodeMetadataFile(model: MetadataModel): string {
@@ -31,6 +35,8 @@ export function encodeMetadataFile(model: MetadataModel): string {
     volumes: model.listVolumes(),
     leases: [...model.leases.values()].map(({ id, ttlMs }) => ({ id, ttlMs })),
     locks: [...model.locks.values()].sort((a, b) => a.generation - b.generation),
+    peers: [...model.peers.values()].sort((a, b) => (a.info.id < b.info.id ? -1 : 1)).map((r) => ({ info: r.info, leaseId: r.leaseId })),
+    ring: model.ring ?? null,
   }
   return `${JSON.stringify(doc, null, 2)}\n`
 }
@@ -114,6 +120,28 @@ function toModel(raw: unknown, file: string, nowMs: number): MetadataModel {
     if (parsed.generation > model.revision) throw new ShapeError(`${path}.generation: above revision`)
     if (model.locks.has(parsed.volume)) throw new ShapeError(`${path}.volume: locked twice`)
     model.locks.set(parsed.volume, parsed)
+  }
+
+  // A peer whose lease is not in the file was down when the file was written; keep it as down.
+  for (const [i, p] of (doc['peers'] === undefined ? [] : array(doc['peers'], '$.peers')).entries()) {
+    const path = `$.peers[${i}]`
+    const rec = record(p, path)
+    let info: PeerInfo
+    try {
+      info = normalizePeerInfo(rec['info'])
+    } catch (err) {
+      throw new ShapeError(`${path}.info: ${(err as Error).message}`)
+    }
+    if (model.peers.has(info.id)) throw new ShapeError(`${path}.info.id: duplicate ${info.id}`)
+    model.peers.set(info.id, Object.freeze({ info, leaseId: string(rec['leaseId'], `${path}.leaseId`) }))
+  }
+  if (doc['ring'] !== undefined && doc['ring'] !== null) {
+    try {
+      model.ring = normalizeRingDescriptor(doc['ring'] as RingDescriptor, { allowEmpty: true })
+    } catch (err) {
+      throw new ShapeError(`$.ring: ${(err as Error).message}`)
+    }
+    if (model.cluster === undefined) throw new ShapeError('$.ring: present without a cluster')
   }
   return model
 }

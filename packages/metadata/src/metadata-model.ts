@@ -1,5 +1,11 @@
 import { MAX_VOLUME_ID, TorusError, volumeId } from '@torus/core'
-import type { ClusterConfig, CreateVolumeRequest, LeaseId, Random, VolumeInfo, VolumeLock } from '@torus/core'
+import type { ClusterConfig, CreateVolumeRequest, LeaseId, PeerInfo, PeerStatus, Random, RingDescriptor, VolumeInfo, VolumeLock } from '@torus/core'
+
+/** A peer's last report and the lease that keeps it alive. */
+export interface PeerRecord {
+  readonly info: PeerInfo
+  readonly leaseId: LeaseId
+}
 
 /** A lease as the model keeps it. `expiresAtMs` is process-local and never persisted. */
 export interface LeaseState {
@@ -22,6 +28,9 @@ export class MetadataModel {
   readonly volumes = new Map<string, VolumeInfo>()
   readonly leases = new Map<LeaseId, LeaseState>()
   readonly locks = new Map<string, VolumeLock>()
+  readonly peers = new Map<string, PeerRecord>()
+  /** Absent until the first setRing; getRing() then derives version 0 from the cluster config. */
+  ring: RingDescriptor | undefined = undefined
   revision = 0
   nextVolumeId = 1
   leaseSeq = 0
@@ -35,6 +44,8 @@ export class MetadataModel {
     for (const [k, v] of this.volumes) copy.volumes.set(k, v)
     for (const [k, v] of this.locks) copy.locks.set(k, v)
     for (const [k, v] of this.leases) copy.leases.set(k, { ...v })
+    for (const [k, v] of this.peers) copy.peers.set(k, v)
+    copy.ring = this.ring
     copy.revision = this.revision
     copy.nextVolumeId = this.nextVolumeId
     copy.leaseSeq = this.leaseSeq
@@ -81,7 +92,44 @@ export class MetadataModel {
     return lock !== undefined && this.isLeaseLive(lock.leaseId, nowMs) ? lock : undefined
   }
 
+  listPeers(nowMs: number): PeerStatus[] {
+    return [...this.peers.values()]
+      .map((r) => Object.freeze({ ...r.info, alive: this.isLeaseLive(r.leaseId, nowMs) }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  getRing(): RingDescriptor | undefined {
+    if (this.ring !== undefined) return this.ring
+    if (this.cluster === undefined) return undefined
+    return Object.freeze({ version: 0, type: this.cluster.ringType, replication: this.cluster.replication, members: Object.freeze([]) })
+  }
+
   // ── mutations: each validates fully before it changes anything ───────────────────────
+
+  putPeer(info: PeerInfo, leaseId: LeaseId, nowMs: number): void {
+    if (!this.isLeaseLive(leaseId, nowMs)) throw leaseExpiredError(leaseId)
+    this.peers.set(info.id, Object.freeze({ info: Object.freeze({ ...info }), leaseId }))
+    this.#bump()
+  }
+
+  forgetPeer(id: string, nowMs: number): void {
+    const record = this.peers.get(id)
+    if (record === undefined) throw new TorusError('TORUS_NOT_FOUND', `peer ${id} is not known`, { details: { peer: id } })
+    if (this.isLeaseLive(record.leaseId, nowMs)) {
+      throw new TorusError('TORUS_LOCKED', `peer ${id} is alive; stop it before forgetting it`, { details: { peer: id } })
+    }
+    this.peers.delete(id)
+    this.#bump()
+  }
+
+  /** `next` is already validated and normalised. */
+  setRing(next: RingDescriptor): void {
+    const current = this.getRing()
+    if (current === undefined) throw new TorusError('TORUS_NOT_INITIALIZED', 'cluster metadata is not initialised (run torusctl init)')
+    if (next.version !== current.version + 1) throw ringConflict(current.version, next.version)
+    this.ring = next
+    this.#bump()
+  }
 
   initCluster(config: ClusterConfig): void {
     if (this.cluster !== undefined) {
@@ -199,4 +247,10 @@ export function lockedError(lock: VolumeLock): TorusError {
 
 export function leaseExpiredError(id: LeaseId): TorusError {
   return new TorusError('TORUS_LEASE_EXPIRED', `lease ${id} has expired or was revoked`, { details: { leaseId: id } })
+}
+
+export function ringConflict(currentVersion: number, proposed: number): TorusError {
+  return new TorusError('TORUS_CONFLICT', `ring changed meanwhile: it is at version ${currentVersion}, so version ${proposed} cannot follow it; read it again and retry`, {
+    details: { currentVersion, proposedVersion: proposed },
+  })
 }

@@ -1,6 +1,4 @@
-import { TorusError, peerId, type PeerId, type RingDescriptor, type RingType } from '@torus/core'
-
-const RING_TYPES: ReadonlySet<string> = new Set<RingType>(['single', 'mod', 'ketama'])
+import { normalizeRingDescriptor, TorusError, type PeerId, type RingDescriptor } from '@torus/core'
 
 /** A descriptor after validation: members sorted by peer id, frozen. */
 export interface NormalizedRing {
@@ -9,55 +7,17 @@ export interface NormalizedRing {
   readonly weights: readonly number[]
 }
 
-function invalid(message: string, details?: Record<string, unknown>): TorusError {
-  return new TorusError('TORUS_INVALID_ARGUMENT', `invalid ring descriptor: ${message}`, details === undefined ? {} : { details })
-}
-
 /**
- * Checks a descriptor (it may come from metadata or the command line, so everything is checked
- * at run time) and returns a frozen copy with members sorted by peer id, which makes placement
- * independent of member order. Throws TORUS_INVALID_ARGUMENT.
+ * Checks a descriptor with core's `normalizeRingDescriptor` (placement needs at least one
+ * member for `mod` and `ketama`) and splits out the sorted peers and weights.
  */
 export function normalizeDescriptor(input: RingDescriptor): NormalizedRing {
-  if (typeof input !== 'object' || input === null) throw invalid('not an object')
-  const { version, type, replication, members } = input as unknown as Record<string, unknown>
-  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
-    throw invalid(`version must be a non-negative integer, got ${String(version)}`)
+  const descriptor = normalizeRingDescriptor(input)
+  return {
+    descriptor,
+    peers: Object.freeze(descriptor.members.map((m) => m.peer as PeerId)),
+    weights: Object.freeze(descriptor.members.map((m) => m.weight)),
   }
-  if (typeof type !== 'string' || !RING_TYPES.has(type)) throw invalid(`unknown type ${JSON.stringify(type)}: use single, mod or ketama`)
-  if (typeof replication !== 'number' || !Number.isSafeInteger(replication) || replication < 1) {
-    throw invalid(`replication must be an integer >= 1, got ${String(replication)}`)
-  }
-  if (!Array.isArray(members)) throw invalid('members must be an array')
-  if (type === 'single' && members.length > 1) throw invalid(`a single ring has at most one member, got ${members.length}`)
-  if (type !== 'single' && members.length === 0) throw invalid(`a ${type} ring needs at least one member`)
-
-  const seen = new Set<string>()
-  const list: Array<{ peer: PeerId; weight: number }> = []
-  for (const [i, m] of (members as unknown[]).entries()) {
-    if (typeof m !== 'object' || m === null) throw invalid(`members[${i}] is not an object`)
-    const { peer, weight } = m as Record<string, unknown>
-    let id: PeerId
-    try {
-      id = peerId(String(peer))
-    } catch {
-      throw invalid(`members[${i}].peer is not a peer UUID: ${JSON.stringify(peer)}`)
-    }
-    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
-      throw invalid(`members[${i}].weight must be a finite number > 0, got ${String(weight)}`, { peer: id })
-    }
-    if (seen.has(id)) throw invalid(`duplicate peer ${id}`, { peer: id })
-    seen.add(id)
-    list.push({ peer: id, weight })
-  }
-  list.sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0))
-  const descriptor: RingDescriptor = Object.freeze({
-    version,
-    type: type as RingType,
-    replication,
-    members: Object.freeze(list.map((m) => Object.freeze({ peer: m.peer, weight: m.weight }))),
-  })
-  return { descriptor, peers: Object.freeze(list.map((m) => m.peer)), weights: Object.freeze(list.map((m) => m.weight)) }
 }
 
 /** `count ?? replication`, checked. */

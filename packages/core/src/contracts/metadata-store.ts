@@ -1,5 +1,6 @@
 import type { VolumeId } from '../ids.js'
 import type { AbortOptions, LifecycleStatus } from './common.js'
+import type { RingDescriptor } from './ring.js'
 
 export type RingType = 'ketama' | 'mod' | 'single'
 
@@ -43,6 +44,48 @@ export interface VolumeLock {
   readonly leaseId: LeaseId
   /** Fencing token: strictly greater for every later acquisition of this volume's lock. */
   readonly generation: number
+}
+
+/**
+ * What a peer reports about itself in each heartbeat. Field names end in their unit.
+ */
+export interface PeerInfo {
+  /** The peer's UUID (persisted in its data dir). */
+  readonly id: string
+  /** Where other peers and torusctl reach it, e.g. `ws://10.0.0.5:40000`. */
+  readonly address: string
+  /** NBD listen address (`host:port`), when it serves NBD. */
+  readonly nbdAddress?: string
+  readonly capacityBytes: number
+  readonly usedBytes: number
+  /** Background data movement, bytes per second (0 when idle). */
+  readonly rebalanceBytesPerSec: number
+  readonly repairBytesPerSec: number
+  /** The ring version this peer currently places blocks by. */
+  readonly ringVersion: number
+  /** Software version, e.g. `0.1.0`. */
+  readonly version: string
+  /** ISO 8601 time of this heartbeat, by the peer's clock. */
+  readonly updatedAt: string
+}
+
+/** A peer as `listPeers` shows it: its last report, and whether its lease is still live. */
+export interface PeerStatus extends PeerInfo {
+  /** False once the lease behind its heartbeats expired; the record stays until forgotten. */
+  readonly alive: boolean
+}
+
+/** A live subscription; `close()` stops deliveries and is safe to call twice. */
+export interface MetadataWatch {
+  close(): Promise<void>
+}
+
+export interface WatchRingOptions extends AbortOptions {
+  /**
+   * Reports trouble the watch recovers from by itself (backend unreachable, history compacted).
+   * The watch never ends on its own; it resynchronises and carries on.
+   */
+  onError?: (error: Error) => void
 }
 
 export interface MetadataSupports {
@@ -94,4 +137,40 @@ export interface MetadataStore {
   getVolumeLock(name: string, options?: AbortOptions): Promise<VolumeLock | undefined>
   /** Releases the lock if `lock` still holds it (same generation); otherwise does nothing. */
   unlockVolume(lock: VolumeLock, options?: AbortOptions): Promise<void>
+
+  /**
+   * Every volume id below this has been allocated at some time; ids are never reused. An id
+   * below it that `listVolumes` does not show belongs to a deleted volume. 1 on a fresh store.
+   */
+  nextVolumeId(options?: AbortOptions): Promise<number>
+
+  /**
+   * Records a heartbeat: stores `info` as the peer's last report (kept after the lease ends,
+   * so a dead peer shows as down rather than vanishing) and marks it alive for as long as
+   * `leaseId` lives. TORUS_LEASE_EXPIRED when the lease is gone (nothing is written then).
+   */
+  putPeer(info: PeerInfo, leaseId: LeaseId, options?: AbortOptions): Promise<void>
+  /** Every peer that ever reported, sorted by id. */
+  listPeers(options?: AbortOptions): Promise<PeerStatus[]>
+  /** Drops a peer's record. TORUS_NOT_FOUND when unknown; TORUS_LOCKED while it is alive. */
+  forgetPeer(id: string, options?: AbortOptions): Promise<void>
+
+  /**
+   * The ring. Before the first `setRing` it is version 0 with the cluster's ring type and
+   * replication and no members; `undefined` only when the cluster is not initialised.
+   */
+  getRing(options?: AbortOptions): Promise<RingDescriptor | undefined>
+  /**
+   * Compare-and-swap: stores `next` if `next.version` is exactly the current version + 1,
+   * else TORUS_CONFLICT (details.currentVersion), changing nothing. TORUS_NOT_INITIALIZED
+   * before `initCluster`; TORUS_INVALID_ARGUMENT for a malformed descriptor.
+   */
+  setRing(next: RingDescriptor, options?: AbortOptions): Promise<void>
+  /**
+   * Calls `onRing` with the current ring soon after the call, then with every later ring.
+   * Versions arrive in increasing order, never twice; intermediate versions may be skipped
+   * (after a reconnect), but the latest one always arrives. Nothing is delivered before the
+   * cluster is initialised.
+   */
+  watchRing(onRing: (ring: RingDescriptor) => void, options?: WatchRingOptions): Promise<MetadataWatch>
 }
