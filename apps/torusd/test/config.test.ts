@@ -21,7 +21,7 @@ describe('resolveConfig', () => {
   it('reads the original env vars, and flags win over them', () => {
     const env = { STORAGE_SIZE: '5GiB', LISTEN_HOST: '0.0.0.0', LISTEN_HTTP_PORT: '4000', PEER_ADDRESS: 'ws://10.1.2.3:41000', ETCD_HOST: 'etcd', ETCD_PORT: '2389' }
     const c = resolveConfig({}, env)
-    expect(c).toMatchObject({ sizeBytes: 5 * 1024 ** 3, http: { host: '0.0.0.0', port: 4000 }, peerListen: { host: '10.1.2.3', port: 41000 }, etcd: 'etcd:2389' })
+    expect(c).toMatchObject({ sizeBytes: 5 * 1024 ** 3, http: { host: '0.0.0.0', port: 4000 }, peerListen: { host: '10.1.2.3', port: 41000 }, etcd: ['etcd:2389'] })
     expect(resolveConfig({ size: '3GiB', port: '5000' }, env)).toMatchObject({ sizeBytes: 3 * 1024 ** 3, http: { port: 5000 } })
   })
 
