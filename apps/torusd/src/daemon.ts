@@ -113,7 +113,13 @@ export class Daemon {
     })
 
     const nbdAddress = await this.#startNbd()
-    this.#metrics = createMetrics({ store, volumes: this.#volumes, nbd: this.#nbd, metadata })
+    this.#metrics = createMetrics({
+      store,
+      volumes: this.#volumes,
+      nbd: this.#nbd,
+      metadata,
+      presence: () => this.#presence && { ringVersion: this.#presence.ring?.version, lastHeartbeatMs: this.#presence.lastHeartbeatMs },
+    })
     const peer = await listen((this.#peerServer = http.createServer(this.#controlApi())), config.peerListen)
     if (!isLoopback(config.peerListen.host)) {
       this.#log.warn('control API listens beyond loopback without authentication; anyone who reaches it can create and delete volumes', { peer })
