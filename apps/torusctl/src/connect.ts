@@ -1,5 +1,4 @@
 import { isTorusError, TorusError } from '@torus/core'
-import { EtcdMetadataStore } from '@torus/metadata-etcd'
 import type { ClusterBackend } from './backend.js'
 import { TorusClient } from './client.js'
 import type { Endpoint } from './endpoint.js'
@@ -21,6 +20,9 @@ export interface ConnectOptions {
  */
 export async function connect(endpoint: Endpoint, options: ConnectOptions): Promise<ClusterBackend> {
   if (endpoint.kind === 'torus') return new HttpBackend(new TorusClient(endpoint))
+  // Loaded only for etcd endpoints: etcd3 and grpc take about half a second to load, which
+  // torus:// commands, --help and --version should not pay.
+  const { EtcdMetadataStore } = await import('@torus/metadata-etcd')
   const store = new EtcdMetadataStore({
     hosts: endpoint.hosts,
     prefix: options.etcdPrefix,

@@ -85,14 +85,14 @@ function peerCommands(y: Argv<Global>): Argv<Global> {
           .positional('UUID', { type: 'string', array: true, describe: 'peer UUIDs, as list-peers shows them' })
           .option('all-peers', { type: 'boolean', default: false, describe: 'add every alive peer that is not in the ring yet' })
           .example('$0 -C 10.0.0.1:2379 peer add --all-peers', 'add every alive peer')
-          .example('$0 peer add 0b5c…-…', 'add one peer by UUID'),
+          .example('$0 peer add 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'add one peer by UUID'),
       (a) => run((b, ctx) => peerAdd(b, { uuids: (a.UUID ?? []).map(String), allPeers: a['all-peers'] }, ctx))(a),
     )
     .command(
-      'remove UUID..',
+      'remove <UUID..>',
       'Remove peers from the ring (their blocks move to the other members); new ring version',
       (c) =>
-        c.positional('UUID', { type: 'string', array: true, demandOption: true, describe: 'peer UUIDs' }).example('$0 peer remove 0b5c…-…', 'take one peer out'),
+        c.positional('UUID', { type: 'string', array: true, demandOption: true, describe: 'peer UUIDs' }).example('$0 peer remove 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'take one peer out'),
       (a) => run((b, ctx) => peerRemove(b, (a.UUID ?? []).map(String), ctx))(a),
     )
     .demandCommand(1, 'peer: name a subcommand (add, remove)')
