@@ -11,6 +11,15 @@ export class UsageError extends Error {
   override readonly name = 'UsageError'
 }
 
+/** Runs a validator of user input; its failure becomes a usage error naming the option. */
+export function usage<T>(option: string, check: () => T): T {
+  try {
+    return check()
+  } catch (err) {
+    throw new UsageError(`${option}: ${(err as Error).message}`)
+  }
+}
+
 /** A torusd's HTTP control API (a single node running the embedded metadata store). */
 export interface TorusEndpoint {
   kind: 'torus'

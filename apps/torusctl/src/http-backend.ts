@@ -1,4 +1,4 @@
-import { isTorusError } from '@torus/core'
+import { isTorusError, normalizeRingDescriptor, TorusError } from '@torus/core'
 import type { ClusterConfig, PeerStatus, RingDescriptor, VolumeInfo } from '@torus/core'
 import type { ClusterBackend, InitRequest } from './backend.js'
 import type { DaemonStatus, TorusClient } from './client.js'
@@ -39,16 +39,27 @@ export class HttpBackend implements ClusterBackend {
     return this.client.deleteVolume(name)
   }
 
-  listPeers(): Promise<PeerStatus[]> {
-    return this.client.listPeers()
+  async listPeers(): Promise<PeerStatus[]> {
+    const peers = await this.client.listPeers()
+    if (!Array.isArray(peers)) throw new TorusError('TORUS_PROTOCOL', `the torusd at ${this.endpoint} sent a malformed peer list`)
+    return peers
   }
 
-  getRing(): Promise<RingDescriptor> {
-    return this.client.getRing()
+  async getRing(): Promise<RingDescriptor> {
+    return this.#ring(await this.client.getRing())
   }
 
-  setRing(next: RingDescriptor): Promise<RingDescriptor> {
-    return this.client.setRing(next)
+  async setRing(next: RingDescriptor): Promise<RingDescriptor> {
+    return this.#ring(await this.client.setRing(next))
+  }
+
+  /** Rings from the wire are checked before a command builds on them. */
+  #ring(raw: RingDescriptor): RingDescriptor {
+    try {
+      return normalizeRingDescriptor(raw, { allowEmpty: true })
+    } catch (err) {
+      throw new TorusError('TORUS_PROTOCOL', `the torusd at ${this.endpoint} sent a malformed ring: ${(err as Error).message}`, { cause: err })
+    }
   }
 
   daemonStatus(): Promise<DaemonStatus> {

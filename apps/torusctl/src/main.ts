@@ -34,7 +34,8 @@ function run(action: (backend: ClusterBackend, ctx: CommandContext) => Promise<s
     try {
       out = await action(backend, { output: args.output, now: Date.now })
     } finally {
-      await backend.close()
+      // A failure to close must not hide the command's own result or error.
+      await backend.close().catch(() => {})
     }
     process.stdout.write(out)
   }

@@ -22,6 +22,8 @@ let backend: HttpBackend
 const requests: string[] = []
 /** When set, the next PUT /v1/ring first lets a rival change win (a concurrent admin). */
 let rivalOnce: ((r: RingDescriptor) => RingDescriptor) | undefined
+/** When set, the next GET /v1/ring answers this instead of the ring. */
+let bogusRing: unknown
 
 beforeAll(async () => {
   c = await MemoryCluster.create()
@@ -36,7 +38,11 @@ beforeAll(async () => {
       }
       const route = async (): Promise<void> => {
         if (req.method === 'GET' && req.url === '/v1/peers') return send(200, await c.store.listPeers())
-        if (req.method === 'GET' && req.url === '/v1/ring') return send(200, await c.store.getRing())
+        if (req.method === 'GET' && req.url === '/v1/ring') {
+          const body = bogusRing ?? (await c.store.getRing())
+          bogusRing = undefined
+          return send(200, body)
+        }
         if (req.method === 'PUT' && req.url === '/v1/ring') {
           const next = JSON.parse(Buffer.concat(chunks).toString('utf8')) as RingDescriptor
           if (rivalOnce !== undefined) {
@@ -89,6 +95,11 @@ describe('HttpBackend over the control API', () => {
       code: 'TORUS_CONFLICT',
       details: { currentVersion: ring.version },
     })
+  })
+
+  it('refuses a malformed ring from the wire instead of building on it', async () => {
+    bogusRing = { version: 'seven', type: 'ketama', replication: 2, members: [] }
+    await expect(backend.getRing()).rejects.toMatchObject({ code: 'TORUS_PROTOCOL', message: expect.stringMatching(/sent a malformed ring: .*version must be a non-negative integer/) })
   })
 
   it('calls a torusd without the route too old, instead of "not found"', async () => {

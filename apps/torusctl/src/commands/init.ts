@@ -1,7 +1,7 @@
 import { formatSize, isTorusError, parseSize, TorusError, validateBlockSize, validateReplication } from '@torus/core'
 import type { ClusterConfig, RingType } from '@torus/core'
 import type { ClusterBackend, InitRequest } from '../backend.js'
-import { UsageError } from '../endpoint.js'
+import { usage } from '../endpoint.js'
 import { renderJson, type CommandContext } from '../output.js'
 
 export interface InitOptions {
@@ -35,13 +35,4 @@ export async function init(backend: ClusterBackend, options: InitOptions, ctx: C
 
 export function describeCluster(config: ClusterConfig): string {
   return `block size ${formatSize(config.blockSizeBytes)}, replication ${config.replication}, ring ${config.ringType}`
-}
-
-/** Runs a validator whose failure is the user's input: a usage error naming the option. */
-export function usage<T>(option: string, check: () => T): T {
-  try {
-    return check()
-  } catch (err) {
-    throw new UsageError(`${option}: ${(err as Error).message}`)
-  }
 }

@@ -1,9 +1,9 @@
 import { TorusError, validateReplication } from '@torus/core'
 import type { RingType } from '@torus/core'
 import type { ClusterBackend } from '../backend.js'
+import { usage } from '../endpoint.js'
 import { renderJson, renderTable, type CommandContext } from '../output.js'
 import { updateRing, type RingUpdate } from '../ring-update.js'
-import { usage } from './init.js'
 
 /** `ring get`: version, type, replication, then one row per member with its address and state. */
 export async function ringGet(backend: ClusterBackend, ctx: CommandContext): Promise<string> {
