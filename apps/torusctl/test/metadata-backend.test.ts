@@ -21,7 +21,7 @@ afterEach(async () => {
 describe('init', () => {
   it('writes the etcd defaults once: 512KiB blocks, replication 2, ketama', async () => {
     expect(await init(c.backend, {}, c.ctx())).toBe('initialised cluster: block size 512.0 KiB, replication 2, ring ketama\n')
-    expect(await c.store.getClusterConfig()).toEqual({ blockSizeBytes: 512 * 1024, replication: 2, ringType: 'ketama', createdAt: new Date(c.clock.now()).toISOString() })
+    expect(await c.store.getClusterConfig()).toEqual({ id: expect.any(String), blockSizeBytes: 512 * 1024, replication: 2, ringType: 'ketama', createdAt: new Date(c.clock.now()).toISOString() })
   })
 
   it('takes options, and prints the config as JSON', async () => {

@@ -18,7 +18,7 @@ import {
 } from '@torus/core'
 import { NbdServer } from '@torus/nbd'
 import type { DaemonConfig } from './config.js'
-import { loadOrCreatePeerId, lockDataDir, PendingDeletes } from './data-dir.js'
+import { clusterIdentity, loadOrCreatePeerId, lockDataDir, PendingDeletes, readClusterBinding, writeClusterBinding } from './data-dir.js'
 import { createRouter, readJson, sendJson } from './http-util.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { PeerPresence } from './peer-presence.js'
@@ -55,6 +55,8 @@ export class Daemon {
   #presence: PeerPresence | undefined
   #sweepTimer: NodeJS.Timeout | undefined
   #stopping: Promise<void> | undefined
+  /** The data dir's cluster.json names this cluster (so deleted volumes' blocks may be dropped). */
+  #boundToCluster = false
   /** This start formatted a new cluster (there was no metadata). */
   #formattedNow = false
   addresses: DaemonAddresses | undefined
@@ -85,6 +87,17 @@ export class Daemon {
     }
     this.#metadata = metadata
     const cluster = config.etcd === undefined ? await this.#ensureCluster(metadata) : await this.#etcdCluster(metadata)
+    const where = config.etcd === undefined ? `embedded metadata in ${config.dataDir}` : `etcd ${config.etcd.join(',')} prefix ${config.etcdPrefix}`
+    const binding = await readClusterBinding(config.dataDir)
+    if (binding !== undefined && binding.cluster !== clusterIdentity(cluster)) {
+      throw new TorusError(
+        'TORUS_CORRUPT',
+        `data dir ${config.dataDir} belongs to another cluster (${binding.cluster}, metadata in ${binding.metadata}), but ${where} holds cluster ${clusterIdentity(cluster)}; point torusd at the right --etcd/--etcd-prefix, or give it an empty data dir`,
+        { details: { dataDir: config.dataDir, bound: binding.cluster, found: clusterIdentity(cluster) } },
+      )
+    }
+    // Only a data dir known to belong to this cluster may drop blocks the cluster no longer lists.
+    this.#boundToCluster = binding !== undefined
 
     const store = blockStores.file({
       dir: path.join(config.dataDir, 'blocks'),
@@ -99,6 +112,10 @@ export class Daemon {
 
     const pendingDeletes = new PendingDeletes(config.dataDir)
     await this.#checkBlocksAgainstMetadata(metadata, store, pendingDeletes)
+    if (binding === undefined) {
+      await writeClusterBinding(config.dataDir, { cluster: clusterIdentity(cluster), metadata: where })
+      this.#boundToCluster = true
+    }
     const holder = `torusd/${this.#peerId}@${config.peerListen.host}:${config.peerListen.port}`
     await this.#releaseOwnStaleLocks(metadata)
     this.#volumes = new VolumeManager({
@@ -208,7 +225,7 @@ export class Daemon {
   async #sweepDeletedVolumes(): Promise<void> {
     const metadata = this.#metadata!
     const store = this.#store!
-    if (!store.supports.iterate) return
+    if (!store.supports.iterate || !this.#boundToCluster) return
     const next = await metadata.nextVolumeId()
     const known = new Set<number>((await metadata.listVolumes()).map((v) => v.id))
     const local = new Set<number>()
@@ -271,7 +288,7 @@ export class Daemon {
     for await (const ref of store.refs()) if (!known.has(ref.volumeId)) unknown.add(ref.volumeId)
     // With etcd, torusctl deletes volumes in etcd directly: an id the metadata has handed out
     // (below nextVolumeId) but no longer lists was deleted, and its blocks can go.
-    if (this.config.etcd !== undefined) {
+    if (this.config.etcd !== undefined && this.#boundToCluster) {
       for (const id of [...unknown]) {
         if (id >= nextId) continue
         await store.deleteVolume(id)
@@ -298,8 +315,10 @@ export class Daemon {
     const blocks = path.join(this.config.dataDir, 'blocks')
     const why = this.#formattedNow
       ? 'metadata/metadata.json was missing (a new one was just created)'
-      : this.config.etcd !== undefined
+      : this.config.etcd !== undefined && this.#boundToCluster
         ? `the cluster in etcd (prefix ${this.config.etcdPrefix}) never allocated those ids: is this data dir from another cluster?`
+        : this.config.etcd !== undefined
+          ? `this data dir has not been bound to the cluster in etcd (prefix ${this.config.etcdPrefix}) before, so its blocks cannot be matched to that cluster's volumes: is it from another cluster?`
         : 'the metadata does not know them'
     throw new TorusError(
       'TORUS_CORRUPT',

@@ -121,3 +121,49 @@ export class PendingDeletes {
     }
   }
 }
+
+/** What a data dir remembers about the cluster it belongs to (`cluster.json`). */
+export interface ClusterBinding {
+  /** The cluster's id, or `created:<createdAt>` for clusters made before ids existed. */
+  cluster: string
+  /** Where its metadata lives, for the error message only. */
+  metadata: string
+}
+
+export function clusterIdentity(config: { id?: string; createdAt: string }): string {
+  return config.id ?? `created:${config.createdAt}`
+}
+
+/**
+ * The cluster this data dir's blocks belong to, or `undefined` for a data dir that has never
+ * been bound (new, or written by a release before bindings). Throws TORUS_CORRUPT on a
+ * malformed file.
+ */
+export async function readClusterBinding(dataDir: string): Promise<ClusterBinding | undefined> {
+  const file = path.join(dataDir, 'cluster.json')
+  let text: string
+  try {
+    text = await fs.readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    parsed = undefined
+  }
+  const b = parsed as Partial<ClusterBinding> | undefined
+  if (typeof b?.cluster !== 'string' || typeof b.metadata !== 'string') {
+    throw new TorusError('TORUS_CORRUPT', `${file} is not a cluster binding; restore it, or remove it if you are sure this data dir belongs to the cluster torusd is pointed at`)
+  }
+  return { cluster: b.cluster, metadata: b.metadata }
+}
+
+export async function writeClusterBinding(dataDir: string, binding: ClusterBinding): Promise<void> {
+  const file = path.join(dataDir, 'cluster.json')
+  const tmp = `${file}.tmp`
+  await fs.writeFile(tmp, `${JSON.stringify(binding)}\n`, { flush: true })
+  await fs.rename(tmp, file)
+}

@@ -10,6 +10,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { Etcd3 } from 'etcd3'
 import { afterEach, describe, expect, it } from 'vitest'
+import { FileBlockStore } from '@torus/blockstore'
+import { BlockRef, blockIndex, volumeId } from '@torus/core'
 import { EtcdMetadataStore } from '@torus/metadata-etcd'
 import { hasCommand, run } from '@torus/testing'
 import { canRun, Torusd, TORUSD_MAIN } from './helpers/torusd.js'
@@ -85,7 +87,7 @@ describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
     expect((await meta.listPeers())[0]?.ringVersion).toBe(ring?.version)
   })
 
-  it.skipIf(!canRun(hasCommand('qemu-io'), 'qemu-io'))('drops blocks of volumes deleted in etcd at start-up, and refuses ids etcd never allocated', async () => {
+  it.skipIf(!canRun(hasCommand('qemu-io'), 'qemu-io'))('drops blocks of volumes deleted in etcd at start-up, and refuses to start against another cluster, deleting nothing', async () => {
     const prefix = `torus-test/${randomUUID()}/`
     const meta = await store(prefix)
     await meta.initCluster({ blockSizeBytes: 512 * 1024, replication: 1, ringType: 'ketama', createdAt: new Date().toISOString() })
@@ -109,12 +111,43 @@ describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0)
     await d.kill('SIGTERM')
 
-    // The same data dir against a fresh cluster: its ids were never allocated there.
+    // The same data dir pointed at another cluster (a mistyped --etcd-prefix) whose ids have
+    // moved past ours and whose volumes are all deleted: nothing may be dropped, the start is refused.
     const other = `torus-test/${randomUUID()}/`
     const meta2 = await store(other)
     await meta2.initCluster({ blockSizeBytes: 512 * 1024, replication: 1, ringType: 'ketama', createdAt: new Date().toISOString() })
+    for (const name of ['a', 'b', 'c', 'd']) {
+      await meta2.createVolume({ name, sizeBytes: 64 * 1024 ** 2 })
+      await meta2.deleteVolume(name)
+    }
     const refused = await run(process.execPath, [TORUSD_MAIN, ...d.args().map((a) => (a === prefix ? other : a))], { timeoutMs: 30_000 })
     expect(refused.code).toBe(1)
-    expect(refused.stderr).toMatch(/never allocated those ids: is this data dir from another cluster\?/)
+    expect(refused.stderr).toMatch(/data dir \S+ belongs to another cluster .* point torusd at the right --etcd\/--etcd-prefix/)
+    const keepId = (await meta.getVolume('keep'))!.id
+    expect(fs.readdirSync(blocks)).toContain(String(keepId))
+    await d.restart()
+    const again = await run('qemu-io', ['-f', 'raw', d.uri('keep'), '-c', 'read -P 0x5a 0 1M'])
+    expect(again.code, again.stdout + again.stderr).toBe(0)
+  })
+
+  it('refuses a data dir with blocks that was never bound to this cluster, deleting nothing', async () => {
+    const prefix = `torus-test/${randomUUID()}/`
+    const meta = await store(prefix)
+    await meta.initCluster({ blockSizeBytes: 512 * 1024, replication: 1, ringType: 'ketama', createdAt: new Date().toISOString() })
+    for (const name of ['a', 'b']) {
+      await meta.createVolume({ name, sizeBytes: 64 * 1024 ** 2 })
+      await meta.deleteVolume(name)
+    }
+    // Blocks of volume id 1 from somewhere else, and no cluster.json.
+    const dataDir = tmpDir()
+    const foreign = new FileBlockStore({ dir: path.join(dataDir, 'blocks'), blockSizeBytes: 512 * 1024, capacityBytes: 1024 ** 3 })
+    await foreign.open()
+    await foreign.put(new BlockRef(volumeId(1), blockIndex(0)), new Uint8Array(512 * 1024).fill(7))
+    await foreign.flush()
+    await foreign.close()
+    const r = await run(process.execPath, [TORUSD_MAIN, '--etcd', etcd, '--etcd-prefix', prefix, '--data-dir', dataDir, '--nbd-address', 'off', '--port', '0', '--peer-address', 'ws://127.0.0.1:0', '--size', '1GiB'], { timeoutMs: 30_000 })
+    expect(r.code, r.stderr).toBe(1)
+    expect(r.stderr).toMatch(/has not been bound to the cluster in etcd/)
+    expect(fs.existsSync(path.join(dataDir, 'blocks', '1', 'index'))).toBe(true)
   })
 })

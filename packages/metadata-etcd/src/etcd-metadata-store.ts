@@ -14,7 +14,7 @@ import type {
   VolumeLock,
   WatchRingOptions,
 } from '@torus/core'
-import { AbstractMetadataStore, normalizePeerInfo, ringConflict } from '@torus/metadata'
+import { AbstractMetadataStore, normalizeClusterConfig, normalizePeerInfo, normalizeVolumeInfo, ringConflict } from '@torus/metadata'
 import { Etcd3 } from 'etcd3'
 import type { IKeyValue, ITxnResponse, Namespace } from 'etcd3'
 import { mapEtcdError } from './map-etcd-error.js'
@@ -28,6 +28,8 @@ export const ETCD_KEYS = Object.freeze({
   volumes: 'volumes/',
   volume: (name: string): string => `volumes/${name}`,
   nextVolumeId: 'volume-ids/next',
+  /** Reservation of one id, written with the volume: makes a second volume with the same id impossible. */
+  volumeId: (id: number): string => `volume-ids/${id}`,
   lock: (name: string): string => `locks/${name}`,
   peers: 'peers/',
   peer: (id: string): string => `peers/${id}`,
@@ -148,7 +150,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
 
   protected async _getClusterConfig(): Promise<ClusterConfig | undefined> {
     const kv = await this.#get(ETCD_KEYS.cluster)
-    return kv === undefined ? undefined : parseRecord<ClusterConfig>(kv, ETCD_KEYS.cluster)
+    return kv === undefined ? undefined : this.#checked(kv, normalizeClusterConfig)
   }
 
   protected async _initCluster(config: ClusterConfig): Promise<void> {
@@ -172,10 +174,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
     for (let attempt = 0; attempt < MAX_COUNTER_ATTEMPTS; attempt++) {
       throwIfAborted(options.signal)
       const counter = await this.#get(ETCD_KEYS.nextVolumeId)
-      const next = counter === undefined ? 1 : Number(counter.value.toString())
-      if (!Number.isSafeInteger(next) || next < 1) {
-        throw new TorusError('TORUS_CORRUPT', `${this.prefix}${ETCD_KEYS.nextVolumeId} holds ${JSON.stringify(counter?.value.toString())}`)
-      }
+      const next = counter === undefined ? 1 : this.#counter(counter)
       if (next > MAX_VOLUME_ID) throw new TorusError('TORUS_OUT_OF_SPACE', 'volume ids are exhausted')
       const info: VolumeInfo = Object.freeze({
         name: request.name,
@@ -191,13 +190,29 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
         ns
           .if(key, 'Create', '==', 0)
           .and(ETCD_KEYS.nextVolumeId, 'Mod', '==', counter?.mod_revision ?? 0)
-          .then(ns.put(key).value(JSON.stringify(info)), ns.put(ETCD_KEYS.nextVolumeId).value(String(next + 1)))
-          .else(ns.get(key))
+          .and(ETCD_KEYS.volumeId(next), 'Create', '==', 0)
+          .then(
+            ns.put(key).value(JSON.stringify(info)),
+            ns.put(ETCD_KEYS.nextVolumeId).value(String(next + 1)),
+            ns.put(ETCD_KEYS.volumeId(next)).value(request.name),
+          )
+          .else(ns.get(key), ns.get(ETCD_KEYS.volumeId(next)), ns.get(ETCD_KEYS.nextVolumeId))
           .commit(),
       )
       if (txn.succeeded) return info
       if (rangeOf(txn, 0) !== undefined) {
         throw new TorusError('TORUS_ALREADY_EXISTS', `volume ${request.name} already exists`, { details: { volume: request.name } })
+      }
+      const taken = rangeOf(txn, 1)
+      const counterNow = rangeOf(txn, 2)
+      // A taken id with an unchanged counter is not contention (that would have moved the counter).
+      if (taken !== undefined && (counterNow?.mod_revision ?? '0') === (counter?.mod_revision ?? '0')) {
+        // Only a counter moved back by hand (or a restore of part of the keys) gets here.
+        throw new TorusError(
+          'TORUS_CORRUPT',
+          `${this.prefix}${ETCD_KEYS.nextVolumeId} says the next id is ${next}, but id ${next} was already given to volume ${taken.value.toString('utf8')}; set it above every id in ${this.prefix}volume-ids/`,
+          { details: { id: next } },
+        )
       }
       // Another create took this id first: read the counter again.
     }
@@ -207,14 +222,14 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
   protected async _getVolume(name: string): Promise<VolumeInfo | undefined> {
     const key = ETCD_KEYS.volume(name)
     const kv = await this.#get(key)
-    return kv === undefined ? undefined : parseRecord<VolumeInfo>(kv, key)
+    return kv === undefined ? undefined : this.#volume(kv, name)
   }
 
   protected async _listVolumes(): Promise<VolumeInfo[]> {
     const ns = this.#kv
     const res = await this.#run(() => ns.getAll().prefix(ETCD_KEYS.volumes).sort('Key', 'Ascend').exec())
     // etcd sorts by key bytes, which is the order listVolumes promises for the ASCII names allowed.
-    return res.kvs.map((kv) => parseRecord<VolumeInfo>(kv, ETCD_KEYS.volumes))
+    return res.kvs.map((kv) => this.#volume(kv, this.#relKey(kv).slice(ETCD_KEYS.volumes.length)))
   }
 
   protected async _deleteVolume(name: string, options: AbortOptions): Promise<VolumeInfo> {
@@ -233,9 +248,9 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
           .else(ns.get(key), ns.get(lockKey))
           .commit(),
       )
-      if (txn.succeeded) return parseRecord<VolumeInfo>(current, key)
+      if (txn.succeeded) return this.#volume(current, name)
       const lock = rangeOf(txn, 1)
-      if (lock !== undefined) throw lockedError(toVolumeLock(name, lock))
+      if (lock !== undefined) throw lockedError(this.#lock(name, lock))
       if (rangeOf(txn, 0) === undefined) throw notFound(name)
       // The volume was deleted and created again between the read and the transaction.
     }
@@ -321,7 +336,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
       }
       if (rangeOf(txn, 0) === undefined) throw notFound(name)
       const lock = rangeOf(txn, 1)
-      if (lock !== undefined) throw lockedError(toVolumeLock(name, lock))
+      if (lock !== undefined) throw lockedError(this.#lock(name, lock))
       // The lock that made the compare fail vanished before the else-branch read it (its lease
       // expired or it was released): try again.
       throwIfAborted(options.signal)
@@ -330,7 +345,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
 
   protected async _getVolumeLock(name: string): Promise<VolumeLock | undefined> {
     const kv = await this.#get(ETCD_KEYS.lock(name))
-    return kv === undefined ? undefined : toVolumeLock(name, kv)
+    return kv === undefined ? undefined : this.#lock(name, kv)
   }
 
   protected async _unlockVolume(lock: VolumeLock): Promise<void> {
@@ -346,11 +361,14 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
 
   protected async _nextVolumeId(): Promise<number> {
     const counter = await this.#get(ETCD_KEYS.nextVolumeId)
-    if (counter === undefined) return 1
-    const next = Number(counter.value.toString())
-    if (!Number.isSafeInteger(next) || next < 1) {
-      throw new TorusError('TORUS_CORRUPT', `${this.prefix}${ETCD_KEYS.nextVolumeId} holds ${JSON.stringify(counter.value.toString())}`)
-    }
+    return counter === undefined ? 1 : this.#counter(counter)
+  }
+
+  #counter(kv: IKeyValue): number {
+    const text = kv.value.toString('utf8')
+    // Strictly decimal: Number() would also take "0x10", " 7 " or "1e3".
+    const next = /^[1-9][0-9]{0,15}$/.test(text) ? Number(text) : Number.NaN
+    if (!Number.isSafeInteger(next) || next > MAX_VOLUME_ID + 1) throw this.#corrupt(this.prefix + this.#relKey(kv), `${JSON.stringify(text.slice(0, 40))} is not a volume id counter`)
     return next
   }
 
@@ -381,16 +399,10 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
         .commit(),
     )
     const records = txn.responses[0]?.response_range?.kvs ?? []
-    const alive = new Set((txn.responses[1]?.response_range?.kvs ?? []).map((kv) => kv.key.toString('utf8').slice(this.prefix.length + ETCD_KEYS.alivePeers.length)))
+    const alive = new Set((txn.responses[1]?.response_range?.kvs ?? []).map((kv) => this.#relKey(kv).slice(ETCD_KEYS.alivePeers.length)))
     const peers = records.map((kv) => {
-      const key = kv.key.toString('utf8').slice(this.prefix.length)
-      const record = parseRecord<PeerRecord>(kv, key)
-      let info: PeerInfo
-      try {
-        info = normalizePeerInfo((record as Partial<PeerRecord>).info)
-      } catch (err) {
-        throw new TorusError('TORUS_CORRUPT', `etcd key ${this.prefix}${key} holds a malformed peer record: ${(err as Error).message}`, { cause: err })
-      }
+      const info = this.#checked(kv, (raw) => normalizePeerInfo((raw as Partial<PeerRecord> | null)?.info))
+      if (this.#relKey(kv) !== ETCD_KEYS.peer(info.id)) throw this.#corrupt(this.prefix + this.#relKey(kv), `it holds the record of peer ${info.id}`)
       return Object.freeze({ ...info, alive: alive.has(info.id) })
     })
     return peers.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
@@ -427,17 +439,11 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
     const ringKv = rangeOf(txn, 0)
     const clusterKv = rangeOf(txn, 1)
     if (ringKv !== undefined) {
-      const raw = parseRecord<RingDescriptor>(ringKv, ETCD_KEYS.ring)
-      let ring: RingDescriptor
-      try {
-        ring = normalizeRingDescriptor(raw, { allowEmpty: true })
-      } catch (err) {
-        throw new TorusError('TORUS_CORRUPT', `etcd key ${this.prefix}${ETCD_KEYS.ring} holds a malformed ring: ${(err as Error).message}`, { cause: err })
-      }
+      const ring = this.#checked(ringKv, (raw) => normalizeRingDescriptor(raw as RingDescriptor, { allowEmpty: true }))
       return { ring, modRevision: ringKv.mod_revision, revision: txn.header.revision }
     }
     if (clusterKv === undefined) return { ring: undefined, modRevision: '0', revision: txn.header.revision }
-    const cluster = parseRecord<ClusterConfig>(clusterKv, ETCD_KEYS.cluster)
+    const cluster = this.#checked(clusterKv, normalizeClusterConfig)
     return {
       ring: Object.freeze({ version: 0, type: cluster.ringType, replication: cluster.replication, members: Object.freeze([]) }),
       modRevision: '0',
@@ -464,7 +470,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
 
   protected async _watchRing(onRing: (ring: RingDescriptor) => void, options: WatchRingOptions): Promise<MetadataWatch> {
     const ns = this.#kv
-    let lastVersion = -1
+    let last: { version: number; json: string } | undefined
     const watch = new KeyWatch({
       ns,
       keys: [ETCD_KEYS.ring, ETCD_KEYS.cluster],
@@ -474,8 +480,14 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
       // rarely, and reading it whole is what makes skipped events harmless.
       read: async () => {
         const { ring, revision } = await this.#readRing()
-        if (ring !== undefined && ring.version > lastVersion) {
-          lastVersion = ring.version
+        const json = ring === undefined ? undefined : JSON.stringify(ring)
+        if (ring !== undefined && json !== last?.json) {
+          if (last !== undefined && ring.version <= last.version) {
+            // Only a restore or a hand edit moves the ring back. etcd holds the truth, so adopt it,
+            // but loudly: peers may briefly place blocks by different rings.
+            this.logger.warn('ring in etcd went back or changed without a new version; adopting it', { from: last.version, to: ring.version })
+          }
+          last = { version: ring.version, json: json! }
           try {
             onRing(ring)
           } catch (err) {
@@ -498,6 +510,55 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
         await watch.close()
       },
     }
+  }
+
+  /** Parses and checks a record read from etcd; anything wrong is TORUS_CORRUPT naming the key. */
+  /**
+   * A key relative to the prefix. etcd3's namespace strips the prefix from plain range
+   * responses but not from ranges inside a transaction, so accept both.
+   */
+  #relKey(kv: IKeyValue): string {
+    const key = kv.key.toString('utf8')
+    return key.startsWith(this.prefix) ? key.slice(this.prefix.length) : key
+  }
+
+  #checked<T>(kv: IKeyValue, normalize: (raw: unknown) => T): T {
+    const key = this.prefix + this.#relKey(kv)
+    let raw: unknown
+    try {
+      raw = JSON.parse(kv.value.toString('utf8'))
+    } catch (err) {
+      throw this.#corrupt(key, 'it does not hold JSON', err)
+    }
+    try {
+      return normalize(raw)
+    } catch (err) {
+      throw this.#corrupt(key, (err as Error).message, err)
+    }
+  }
+
+  #corrupt(key: string, why: string, cause?: unknown): TorusError {
+    return new TorusError(
+      'TORUS_CORRUPT',
+      `etcd key ${key} is malformed (${why}); restore it from a backup or remove it (etcdctl del ${key})`,
+      { ...(cause === undefined ? {} : { cause }), details: { key } },
+    )
+  }
+
+  #volume(kv: IKeyValue, name: string): VolumeInfo {
+    const info = this.#checked(kv, normalizeVolumeInfo)
+    if (info.name !== name) throw this.#corrupt(this.prefix + this.#relKey(kv), `it holds the record of volume ${info.name}`)
+    return info
+  }
+
+  #lock(volume: string, kv: IKeyValue): VolumeLock {
+    if (kv.lease === '0' || kv.lease === '') throw this.#corrupt(this.prefix + this.#relKey(kv), 'a volume lock must be bound to a lease, or it never ends')
+    const record = this.#checked(kv, (raw) => {
+      const r = raw as Partial<LockRecord> | null
+      if (typeof r?.holder !== 'string' || r.holder.length === 0 || typeof r.leaseId !== 'string') throw new Error('holder and leaseId must be strings')
+      return { holder: r.holder, leaseId: r.leaseId }
+    })
+    return Object.freeze({ volume, holder: record.holder, leaseId: record.leaseId, generation: revision(kv.create_revision) })
   }
 
   async #get(key: string): Promise<IKeyValue | undefined> {
@@ -535,19 +596,6 @@ function revision(value: string): number {
 /** The first key-value of the `index`-th range response in a transaction, if any. */
 function rangeOf(txn: ITxnResponse, index: number): IKeyValue | undefined {
   return txn.responses[index]?.response_range?.kvs[0]
-}
-
-function parseRecord<T>(kv: IKeyValue, key: string): T {
-  try {
-    return Object.freeze(JSON.parse(kv.value.toString('utf8')) as T)
-  } catch (err) {
-    throw new TorusError('TORUS_CORRUPT', `etcd key ${key} does not hold JSON`, { cause: err })
-  }
-}
-
-function toVolumeLock(volume: string, kv: IKeyValue): VolumeLock {
-  const record = parseRecord<LockRecord>(kv, ETCD_KEYS.lock(volume))
-  return Object.freeze({ volume, holder: record.holder, leaseId: record.leaseId, generation: revision(kv.create_revision) })
 }
 
 function notFound(name: string): TorusError {

@@ -24,7 +24,9 @@ import type {
   VolumeLock,
   WatchRingOptions,
 } from '@torus/core'
+import { randomUUID } from 'node:crypto'
 import { normalizePeerInfo, validatePeerId } from './peer-info.js'
+import { UUID_RE } from './records.js'
 
 const RING_TYPES: ReadonlySet<RingType> = new Set(['ketama', 'mod', 'single'])
 
@@ -104,7 +106,11 @@ export abstract class AbstractMetadataStore implements MetadataStore {
     if (typeof config.createdAt !== 'string' || Number.isNaN(Date.parse(config.createdAt))) {
       throw new TorusError('TORUS_INVALID_ARGUMENT', `invalid createdAt ${JSON.stringify(config.createdAt)}: use an ISO 8601 time`)
     }
+    if (config.id !== undefined && (typeof config.id !== 'string' || !UUID_RE.test(config.id))) {
+      throw new TorusError('TORUS_INVALID_ARGUMENT', `invalid cluster id ${JSON.stringify(config.id)}: use a lowercase UUID`)
+    }
     const normalised: ClusterConfig = {
+      id: config.id ?? randomUUID(),
       blockSizeBytes: validateBlockSize(config.blockSizeBytes),
       replication: validateReplication(config.replication),
       ringType: config.ringType,

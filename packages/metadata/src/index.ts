@@ -26,4 +26,5 @@ export { MemoryMetadataStore, type MemoryMetadataStoreOptions } from './memory-m
 export { EmbeddedMetadataStore, METADATA_FILE_NAME, type EmbeddedMetadataStoreOptions } from './embedded-metadata-store.js'
 export { MetadataModel, ringConflict, type LeaseState, type PeerRecord } from './metadata-model.js'
 export { normalizePeerInfo, validatePeerId } from './peer-info.js'
+export { normalizeClusterConfig, normalizeVolumeInfo } from './records.js'
 export { METADATA_FORMAT, METADATA_FORMAT_VERSION, type MetadataFileV1 } from './metadata-file.js'

@@ -2,6 +2,7 @@ import { MAX_VOLUME_ID, normalizeRingDescriptor, TorusError, VOLUME_NAME_RE, vol
 import type { ClusterConfig, PeerInfo, RingDescriptor, VolumeInfo, VolumeLock } from '@torus/core'
 import { MetadataModel } from './metadata-model.js'
 import { normalizePeerInfo } from './peer-info.js'
+import { UUID_RE } from './records.js'
 
 /** The only format version this code reads and writes. Bump it on any incompatible change. */
 export const METADATA_FORMAT_VERSION = 1
@@ -150,7 +151,10 @@ function cluster(raw: unknown, path: string): ClusterConfig {
   const c = record(raw, path)
   const ringType = c['ringType']
   if (ringType !== 'ketama' && ringType !== 'mod' && ringType !== 'single') throw new ShapeError(`${path}.ringType: unknown`)
+  const id = c['id']
+  if (id !== undefined && (typeof id !== 'string' || !UUID_RE.test(id))) throw new ShapeError(`${path}.id: expected a UUID`)
   return Object.freeze({
+    ...(id === undefined ? {} : { id: id as string }),
     blockSizeBytes: count(c['blockSizeBytes'], `${path}.blockSizeBytes`),
     replication: count(c['replication'], `${path}.replication`),
     ringType,

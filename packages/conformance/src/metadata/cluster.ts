@@ -16,6 +16,14 @@ export function describeCluster({ harness }: SuiteContext): void {
       expect(await h.store.getClusterConfig()).toEqual(CLUSTER)
     })
 
+    it('assigns a cluster id (a UUID) when none is given, and rejects a malformed one', async () => {
+      const { id: _id, ...withoutId } = CLUSTER
+      await expect(h.store.initCluster({ ...CLUSTER, id: 'cluster-1' })).rejects.toMatchObject({ code: 'TORUS_INVALID_ARGUMENT' })
+      await h.store.initCluster(withoutId)
+      const stored = await h.store.getClusterConfig()
+      expect(stored).toEqual({ ...withoutId, id: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/) })
+    })
+
     it('rejects a second initCluster with TORUS_ALREADY_EXISTS and keeps the first config', async () => {
       await h.store.initCluster(CLUSTER)
       const other = { ...CLUSTER, blockSizeBytes: 64 * 1024, replication: 3, ringType: 'mod' as const }

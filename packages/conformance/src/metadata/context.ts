@@ -77,6 +77,7 @@ export function useStore(harness: Harness<MetadataStore>): StoreHandle {
 }
 
 export const CLUSTER: ClusterConfig = Object.freeze({
+  id: '00000000-0000-4000-8000-0000000000c1',
   blockSizeBytes: 512 * 1024,
   replication: 2,
   ringType: 'ketama',

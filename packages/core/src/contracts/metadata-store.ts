@@ -6,6 +6,11 @@ export type RingType = 'ketama' | 'mod' | 'single'
 
 /** Written once by `torusctl init` (or by a single embedded node on first start). */
 export interface ClusterConfig {
+  /**
+   * The cluster's UUID, assigned by `initCluster` when not given. Data dirs remember it so a
+   * daemon pointed at another cluster refuses to start. Absent in clusters created before it.
+   */
+  readonly id?: string
   readonly blockSizeBytes: number
   /** Default replication for new volumes. */
   readonly replication: number
@@ -169,7 +174,9 @@ export interface MetadataStore {
   /**
    * Calls `onRing` with the current ring soon after the call, then with every later ring.
    * Versions arrive in increasing order, never twice; intermediate versions may be skipped
-   * (after a reconnect), but the latest one always arrives. Nothing is delivered before the
+   * (after a reconnect), but the latest one always arrives. The one exception is a stored ring
+   * that goes back (a backend restored from a backup, or edited by hand): it is delivered too,
+   * since the store holds the truth. Nothing is delivered before the
    * cluster is initialised.
    */
   watchRing(onRing: (ring: RingDescriptor) => void, options?: WatchRingOptions): Promise<MetadataWatch>
