@@ -23,7 +23,8 @@ for (const group of ['packages', 'apps']) {
     for (const dep of deps) {
       if (dep.startsWith('@torus/') && !allowed.includes('*') && !allowed.includes(dep)) problems.push(`${pkg.name} -> ${dep}: edge not allowed`)
       const owners = rules.thirdParty[dep]
-      if (owners !== undefined && !owners.includes(pkg.name)) problems.push(`${pkg.name} -> ${dep}: only ${owners.join(', ')} may depend on ${dep}`)
+      const bundler = (rules.bundledRuntime?.[dep] ?? []).includes(pkg.name)
+      if (owners !== undefined && !owners.includes(pkg.name) && !bundler) problems.push(`${pkg.name} -> ${dep}: only ${owners.join(', ')} may depend on ${dep}`)
     }
     for (const dep of Object.keys(pkg.devDependencies ?? {})) {
       if (dep.startsWith('@torus/') && !allowed.includes('*') && !allowed.includes(dep) && !rules.devAllowed.includes(dep)) {
@@ -37,6 +38,8 @@ for (const group of ['packages', 'apps']) {
       for (const m of text.matchAll(/(?:from|import)\s*\(?\s*['"](@torus\/[a-z-]+|etcd3|ws|msgpackr|lru-cache|prom-client|yargs)(?:\/[^'"]*)?['"]/g)) {
         const dep = m[1]
         if (dep !== pkg.name && !deps.includes(dep)) problems.push(`${path.relative(root, f)} imports ${dep}, which ${pkg.name} does not declare in dependencies`)
+        const owners = rules.thirdParty[dep]
+        if (owners !== undefined && !owners.includes(pkg.name)) problems.push(`${path.relative(root, f)} imports ${dep}: only ${owners.join(', ')} may import it`)
       }
       if (/from\s+['"]@torus\/[a-z-]+\/src\//.test(text)) problems.push(`${path.relative(root, f)}: deep import into another package's src/`)
     }

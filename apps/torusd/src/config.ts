@@ -16,8 +16,15 @@ export interface DaemonConfig {
   blockSizeBytes: number
   leaseTtlMs: number
   logLevel: LogLevel
-  etcd: string | undefined
+  /** etcd endpoints (`host:port`, comma-separated); undefined = embedded metadata. */
+  etcd: string[] | undefined
+  /** Key prefix of this cluster in etcd. */
+  etcdPrefix: string
   debugInit: boolean
+  /** Add this peer to the ring at start-up (an embedded single node always does). */
+  autoJoin: boolean
+  /** How long open volumes keep serving past their lease while etcd is unreachable. */
+  lockGraceMs: number
 }
 
 /** A configuration problem the operator must fix; torusd exits 2 with this message. */
@@ -36,7 +43,10 @@ export interface RawOptions {
   leaseTtl?: string | number | undefined
   logLevel?: string | undefined
   etcd?: string | undefined
+  etcdPrefix?: string | undefined
   debugInit?: boolean | undefined
+  autoJoin?: boolean | undefined
+  lockGrace?: string | number | undefined
 }
 
 export const DEFAULTS = {
@@ -48,6 +58,8 @@ export const DEFAULTS = {
   blockSize: '512KiB',
   leaseTtlSeconds: 10,
   logLevel: 'info' as LogLevel,
+  etcdPrefix: 'torus/',
+  lockGraceSeconds: 60,
 }
 
 export function defaultDataDir(): string {
@@ -89,7 +101,19 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error, got ${formatRaw(logLevel)}`)
 
   const etcdHost = nonEmpty(env.ETCD_HOST)
-  const etcd = flags.etcd ?? (etcdHost === undefined ? undefined : `${etcdHost}:${nonEmpty(env.ETCD_PORT) ?? '2379'}`)
+  const etcdRaw = flags.etcd ?? (etcdHost === undefined ? undefined : `${etcdHost}:${nonEmpty(env.ETCD_PORT) ?? '2379'}`)
+  const etcd = etcdRaw === undefined ? undefined : etcdEndpoints(etcdRaw)
+
+  const etcdPrefix = String(pick(flags.etcdPrefix, 'TORUS_ETCD_PREFIX') ?? DEFAULTS.etcdPrefix)
+  if (!/^[A-Za-z0-9._/-]{1,128}$/.test(etcdPrefix)) {
+    throw new ConfigError(`--etcd-prefix/TORUS_ETCD_PREFIX: ${formatRaw(etcdPrefix)} is not a valid key prefix (use 1-128 letters, digits, '.', '_', '-' or '/')`)
+  }
+
+  const graceRaw = pick(flags.lockGrace, 'TORUS_LOCK_GRACE') ?? DEFAULTS.lockGraceSeconds
+  const grace = Number(graceRaw)
+  if (!Number.isFinite(grace) || grace < 0 || grace > 86400 || String(graceRaw).trim() === '') {
+    throw new ConfigError(`--lock-grace/TORUS_LOCK_GRACE must be 0 to 86400 seconds, got ${formatRaw(graceRaw)}`)
+  }
 
   return {
     dataDir,
@@ -102,8 +126,27 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     leaseTtlMs: Math.round(ttl * 1000),
     logLevel: logLevel as LogLevel,
     etcd,
-    debugInit: flags.debugInit ?? ['1', 'true', 'yes'].includes(String(env.DEBUG_INIT ?? '').toLowerCase()),
+    etcdPrefix: etcdPrefix.endsWith('/') ? etcdPrefix : `${etcdPrefix}/`,
+    debugInit: flags.debugInit ?? truthy(env.DEBUG_INIT),
+    autoJoin: flags.autoJoin ?? truthy(env.AUTO_JOIN),
+    lockGraceMs: Math.round(grace * 1000),
   }
+}
+
+function truthy(v: string | undefined): boolean {
+  return ['1', 'true', 'yes', 'on'].includes(String(v ?? '').trim().toLowerCase())
+}
+
+/** `HOST:PORT[,HOST:PORT…]`, each optionally with `http://`. */
+function etcdEndpoints(raw: string): string[] {
+  const parts = raw.split(',').map((p) => p.trim())
+  if (parts.length === 0 || parts.some((p) => p === '')) throw new ConfigError(`--etcd: expected HOST:PORT[,HOST:PORT…], got ${formatRaw(raw)}`)
+  return parts.map((p) => {
+    const bare = p.replace(/^https?:\/\//, '').replace(/\/+$/, '')
+    const { host, port } = hostPort('--etcd/ETCD_HOST/ETCD_PORT', bare)
+    if (port === 0) throw new ConfigError(`--etcd: port 0 is not an etcd endpoint (${formatRaw(p)})`)
+    return `${host.includes(':') ? `[${host}]` : host}:${port}`
+  })
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

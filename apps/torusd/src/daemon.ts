@@ -12,6 +12,7 @@ import {
   type Logger,
   type MetadataStore,
   type PeerId,
+  type RingDescriptor,
   type RingType,
   type VolumeId,
 } from '@torus/core'
@@ -20,8 +21,14 @@ import type { DaemonConfig } from './config.js'
 import { loadOrCreatePeerId, lockDataDir, PendingDeletes } from './data-dir.js'
 import { createRouter, readJson, sendJson } from './http-util.js'
 import { createMetrics, type Metrics } from './metrics.js'
+import { PeerPresence } from './peer-presence.js'
+import { joinRing } from './ring-membership.js'
+import { VERSION } from './version.js'
 import { VolumeManager } from './volume-manager.js'
 import { blockStores, metadataStores } from './wiring.js'
+
+/** How often an etcd-backed daemon drops local blocks of volumes deleted elsewhere. */
+const DELETED_VOLUME_SWEEP_MS = 5 * 60_000
 
 export interface DaemonAddresses {
   http: string
@@ -45,6 +52,8 @@ export class Daemon {
   #metrics: Metrics | undefined
   #unlockDataDir: (() => Promise<void>) | undefined
   #peerId: PeerId | undefined
+  #presence: PeerPresence | undefined
+  #sweepTimer: NodeJS.Timeout | undefined
   #stopping: Promise<void> | undefined
   /** This start formatted a new cluster (there was no metadata). */
   #formattedNow = false
@@ -57,18 +66,25 @@ export class Daemon {
 
   async start(): Promise<DaemonAddresses> {
     const { config } = this
-    if (config.etcd !== undefined) {
-      throw new TorusError('TORUS_NOT_SUPPORTED', `--etcd ${config.etcd}: etcd-backed clusters are not available in this version; run without --etcd for a single node with embedded metadata`)
-    }
     await fs.mkdir(config.dataDir, { recursive: true })
     this.#unlockDataDir = await lockDataDir(config.dataDir)
     this.#peerId = await loadOrCreatePeerId(config.dataDir)
-    this.#log.info('starting', { peer: this.#peerId, dataDir: config.dataDir, size: config.sizeBytes })
+    this.#log.info('starting', { peer: this.#peerId, dataDir: config.dataDir, size: config.sizeBytes, metadata: config.etcd === undefined ? 'embedded' : 'etcd' })
 
-    const metadata = metadataStores.embedded({ dir: path.join(config.dataDir, 'metadata'), logger: this.#log.child({ component: 'metadata' }) })
-    await metadata.open()
+    const metadata =
+      config.etcd === undefined
+        ? metadataStores.embedded({ dir: path.join(config.dataDir, 'metadata'), logger: this.#log.child({ component: 'metadata' }) })
+        : metadataStores.etcd({ hosts: config.etcd, prefix: config.etcdPrefix, logger: this.#log.child({ component: 'metadata:etcd' }) })
+    try {
+      await metadata.open()
+    } catch (err) {
+      if (config.etcd !== undefined && isTorusError(err) && (err.code === 'TORUS_UNAVAILABLE' || err.code === 'TORUS_TIMEOUT')) {
+        throw new TorusError('TORUS_UNAVAILABLE', `cannot reach etcd at ${config.etcd.join(',')}: ${err.message}`, { cause: err })
+      }
+      throw err
+    }
     this.#metadata = metadata
-    const cluster = await this.#ensureCluster(metadata)
+    const cluster = config.etcd === undefined ? await this.#ensureCluster(metadata) : await this.#etcdCluster(metadata)
 
     const store = blockStores.file({
       dir: path.join(config.dataDir, 'blocks'),
@@ -83,20 +99,126 @@ export class Daemon {
 
     const pendingDeletes = new PendingDeletes(config.dataDir)
     await this.#checkBlocksAgainstMetadata(metadata, store, pendingDeletes)
-    const holder = `torusd/${this.#peerId}`
-    await this.#releaseOwnStaleLocks(metadata, holder)
-    this.#volumes = new VolumeManager({ metadata, store, holder, pendingDeletes, leaseTtlMs: config.leaseTtlMs, logger: this.#log.child({ component: 'volume' }) })
+    const holder = `torusd/${this.#peerId}@${config.peerListen.host}:${config.peerListen.port}`
+    await this.#releaseOwnStaleLocks(metadata)
+    this.#volumes = new VolumeManager({
+      metadata,
+      store,
+      holder,
+      pendingDeletes,
+      leaseTtlMs: config.leaseTtlMs,
+      // Only etcd can be unreachable; the embedded store is in process.
+      unreachableGraceMs: config.etcd === undefined ? 0 : config.lockGraceMs,
+      logger: this.#log.child({ component: 'volume' }),
+    })
 
     const nbdAddress = await this.#startNbd()
-    this.#metrics = createMetrics({ store, volumes: this.#volumes, nbd: this.#nbd, metadata })
+    this.#metrics = createMetrics({
+      store,
+      volumes: this.#volumes,
+      nbd: this.#nbd,
+      metadata,
+      presence: () => this.#presence && { ringVersion: this.#presence.ring?.version, lastHeartbeatMs: this.#presence.lastHeartbeatMs },
+    })
     const peer = await listen((this.#peerServer = http.createServer(this.#controlApi())), config.peerListen)
     if (!isLoopback(config.peerListen.host)) {
       this.#log.warn('control API listens beyond loopback without authentication; anyone who reaches it can create and delete volumes', { peer })
     }
     const httpAddr = await listen((this.#httpServer = http.createServer(this.#httpApi())), config.http)
     this.addresses = { http: httpAddr, peer, nbd: nbdAddress }
+
+    await this.#joinCluster(metadata, store)
+    if (config.etcd !== undefined) this.#scheduleDeletedVolumeSweep()
     this.#log.info('torusd ready', { peerId: this.#peerId, ...this.addresses })
     return this.addresses
+  }
+
+  /** Heartbeats, the ring watch, and (with --auto-join, or always on an embedded node) ring membership. */
+  async #joinCluster(metadata: MetadataStore, store: BlockStore): Promise<void> {
+    const { config } = this
+    const peerId = this.#peerId!
+    const presence = new PeerPresence({
+      metadata,
+      ttlMs: config.leaseTtlMs,
+      logger: this.#log.child({ component: 'peer' }),
+      report: () => {
+        const usage = store.usage()
+        return {
+          id: peerId,
+          address: config.peerAddress,
+          ...(this.addresses?.nbd === undefined ? {} : { nbdAddress: this.addresses.nbd }),
+          capacityBytes: usage.capacityBytes,
+          usedBytes: usage.usedBytes,
+          // Nothing moves between peers yet: no rebalance or repair traffic to report.
+          rebalanceBytesPerSec: 0,
+          repairBytesPerSec: 0,
+          version: VERSION,
+        }
+      },
+    })
+    await presence.start()
+    this.#presence = presence
+    if (config.autoJoin || config.etcd === undefined) {
+      const result = await joinRing(metadata, peerId, config.sizeBytes, this.#log.child({ component: 'ring' }))
+      if (result === 'joined') await presence.beatNow()
+    }
+  }
+
+  /** An etcd cluster must have been initialised by `torusctl init`, unless --debug-init. */
+  async #etcdCluster(metadata: MetadataStore): Promise<ClusterConfig> {
+    const { config } = this
+    const existing = await metadata.getClusterConfig()
+    if (existing !== undefined) {
+      this.#log.info('cluster found in etcd', { prefix: config.etcdPrefix, blockSize: existing.blockSizeBytes, replication: existing.replication, ringType: existing.ringType })
+      return existing
+    }
+    const where = `etcd ${config.etcd!.join(',')} (prefix ${config.etcdPrefix})`
+    if (!config.debugInit) {
+      throw new TorusError(
+        'TORUS_NOT_INITIALIZED',
+        `no Torus cluster in ${where}; run \`torusctl -C ${config.etcd![0]} init\` first, or start torusd with --debug-init (DEBUG_INIT=1) to initialise one with defaults`,
+      )
+    }
+    const fresh: ClusterConfig = { blockSizeBytes: config.blockSizeBytes, replication: 2, ringType: 'ketama', createdAt: new Date().toISOString() }
+    try {
+      await metadata.initCluster(fresh)
+      this.#log.warn('initialised a new cluster because of --debug-init', { prefix: config.etcdPrefix, blockSize: fresh.blockSizeBytes, replication: 2, ringType: 'ketama' })
+      return fresh
+    } catch (err) {
+      if (!isTorusError(err, 'TORUS_ALREADY_EXISTS')) throw err
+      return (await metadata.getClusterConfig())!
+    }
+  }
+
+  /**
+   * With etcd, volumes are deleted by torusctl directly in etcd; each daemon drops its blocks of
+   * deleted volumes on its own, at start-up and then now and again.
+   */
+  #scheduleDeletedVolumeSweep(): void {
+    this.#sweepTimer = setTimeout(() => {
+      void this.#sweepDeletedVolumes()
+        .catch((err: unknown) => this.#log.warn('sweep of deleted volumes failed; will retry', { err }))
+        .finally(() => {
+          if (this.#stopping === undefined) this.#scheduleDeletedVolumeSweep()
+        })
+    }, DELETED_VOLUME_SWEEP_MS)
+    this.#sweepTimer.unref()
+  }
+
+  async #sweepDeletedVolumes(): Promise<void> {
+    const metadata = this.#metadata!
+    const store = this.#store!
+    if (!store.supports.iterate) return
+    const next = await metadata.nextVolumeId()
+    const known = new Set<number>((await metadata.listVolumes()).map((v) => v.id))
+    const local = new Set<number>()
+    for await (const ref of store.refs()) local.add(ref.volumeId)
+    for (const id of local) {
+      if (known.has(id) || id >= next) continue
+      await store.deleteVolume(id as VolumeId)
+      await store.flush()
+      this.#log.info('dropped blocks of a deleted volume', { id })
+    }
   }
 
   /** Stops serving, flushes every volume and closes the stores. Safe to call twice. */
@@ -107,9 +229,11 @@ export class Daemon {
 
   async #stop(): Promise<void> {
     this.#log.info('stopping')
+    clearTimeout(this.#sweepTimer)
     await Promise.all([closeServer(this.#httpServer), closeServer(this.#peerServer)])
     await this.#nbd?.close()
     await this.#volumes?.closeAll()
+    await this.#presence?.stop()
     await this.#store?.close()
     await this.#metadata?.close()
     await this.#unlockDataDir?.()
@@ -142,8 +266,20 @@ export class Daemon {
   async #checkBlocksAgainstMetadata(metadata: MetadataStore, store: BlockStore, pending: PendingDeletes): Promise<void> {
     if (!store.supports.iterate) return
     const known = new Set<number>((await metadata.listVolumes()).map((v) => v.id))
+    const nextId = await metadata.nextVolumeId()
     const unknown = new Set<VolumeId>()
     for await (const ref of store.refs()) if (!known.has(ref.volumeId)) unknown.add(ref.volumeId)
+    // With etcd, torusctl deletes volumes in etcd directly: an id the metadata has handed out
+    // (below nextVolumeId) but no longer lists was deleted, and its blocks can go.
+    if (this.config.etcd !== undefined) {
+      for (const id of [...unknown]) {
+        if (id >= nextId) continue
+        await store.deleteVolume(id)
+        await store.flush()
+        unknown.delete(id)
+        this.#log.info('dropped blocks of a deleted volume', { id })
+      }
+    }
     const journalled = new Set(await pending.read())
     for (const id of journalled) {
       if (known.has(id)) {
@@ -160,7 +296,11 @@ export class Daemon {
     if (unknown.size === 0) return
     const ids = [...unknown].sort((a, b) => a - b)
     const blocks = path.join(this.config.dataDir, 'blocks')
-    const why = this.#formattedNow ? 'metadata/metadata.json was missing (a new one was just created)' : 'the metadata does not know them'
+    const why = this.#formattedNow
+      ? 'metadata/metadata.json was missing (a new one was just created)'
+      : this.config.etcd !== undefined
+        ? `the cluster in etcd (prefix ${this.config.etcdPrefix}) never allocated those ids: is this data dir from another cluster?`
+        : 'the metadata does not know them'
     throw new TorusError(
       'TORUS_CORRUPT',
       `${blocks} holds blocks of volume id(s) ${ids.join(', ')} but ${why}; restore the metadata file from a backup, or remove ${ids.map((id) => path.join(blocks, String(id))).join(', ')} to discard those blocks`,
@@ -173,10 +313,12 @@ export class Daemon {
    * the data dir lock, so no other process of ours is alive): release them instead of waiting
    * out their leases, so a restart after a crash serves its volumes at once.
    */
-  async #releaseOwnStaleLocks(metadata: MetadataStore, holder: string): Promise<void> {
+  async #releaseOwnStaleLocks(metadata: MetadataStore): Promise<void> {
+    // Holder names are `torusd/<peer id>@<address>`; the address may have changed since.
+    const ours = (holder: string): boolean => holder === `torusd/${this.#peerId}` || holder.startsWith(`torusd/${this.#peerId}@`)
     for (const info of await metadata.listVolumes()) {
       const lock = await metadata.getVolumeLock(info.name)
-      if (lock?.holder === holder) {
+      if (lock !== undefined && ours(lock.holder)) {
         await metadata.unlockVolume(lock)
         await metadata.revokeLease(lock.leaseId)
         this.#log.info('released stale lock from previous run', { volume: info.name, generation: lock.generation })
@@ -250,6 +392,27 @@ export class Daemon {
         },
       },
       { method: 'DELETE', pattern: /^\/v1\/volumes\/([^/]+)$/, handler: async (_req, res, [name]) => sendJson(res, 200, await this.#volumes!.delete(name!)) },
+      { method: 'GET', pattern: /^\/v1\/peers$/, handler: async (_req, res) => sendJson(res, 200, await metadata().listPeers()) },
+      {
+        method: 'GET',
+        pattern: /^\/v1\/ring$/,
+        handler: async (_req, res) => {
+          const ring = await metadata().getRing()
+          if (ring === undefined) throw new TorusError('TORUS_NOT_INITIALIZED', 'cluster is not initialised; run torusctl init')
+          sendJson(res, 200, ring)
+        },
+      },
+      {
+        method: 'PUT',
+        pattern: /^\/v1\/ring$/,
+        handler: async (req, res) => {
+          const body = (await readJson(req)) as unknown as RingDescriptor
+          await metadata().setRing(body)
+          const stored = await metadata().getRing()
+          this.#log.info('ring set through the control API', { version: stored?.version, type: stored?.type, members: stored?.members.length })
+          sendJson(res, 200, stored)
+        },
+      },
       { method: 'GET', pattern: /^\/v1\/status$/, handler: (_req, res) => sendJson(res, 200, this.status()) },
     ])
   }
@@ -268,6 +431,7 @@ export class Daemon {
       },
       { method: 'GET', pattern: /^\/api\/v1\/status$/, handler: (_req, res) => sendJson(res, 200, this.status()) },
       { method: 'GET', pattern: /^\/api\/v1\/volumes$/, handler: async (_req, res) => sendJson(res, 200, await this.#metadata!.listVolumes()) },
+      { method: 'GET', pattern: /^\/api\/v1\/peers$/, handler: async (_req, res) => sendJson(res, 200, await this.#metadata!.listPeers()) },
     ])
   }
 
@@ -277,10 +441,13 @@ export class Daemon {
       peer: this.#peerId,
       peerAddress: this.config.peerAddress,
       addresses: this.addresses,
-      metadata: 'embedded',
+      metadata: this.config.etcd === undefined ? 'embedded' : `etcd ${this.config.etcd.join(',')} (prefix ${this.config.etcdPrefix})`,
+      ringVersion: this.#presence?.ring?.version,
+      lastHeartbeat: this.#presence?.lastHeartbeatMs === undefined ? undefined : new Date(this.#presence.lastHeartbeatMs).toISOString(),
       capacityBytes: usage?.capacityBytes,
       usedBytes: usage?.usedBytes,
       openVolumes: Object.fromEntries(this.#volumes?.openVolumes() ?? []),
+      lockGenerations: Object.fromEntries(this.#volumes?.generations() ?? []),
       nbdConnections: this.#nbd?.connections ?? 0,
     }
   }

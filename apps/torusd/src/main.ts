@@ -20,8 +20,16 @@ async function main(): Promise<void> {
     .option('lease-ttl', { type: 'string', describe: `Volume lock lease TTL in seconds [env TORUS_LEASE_TTL] (default ${DEFAULTS.leaseTtlSeconds})` })
     .option('log-level', { type: 'string', describe: `debug, info, warn or error [env TORUS_LOG_LEVEL] (default ${DEFAULTS.logLevel})` })
     .option('io-threads', { type: 'string', describe: 'Threads for block I/O (libuv pool; read by bin/torusd.cjs) [env UV_THREADPOOL_SIZE] (default: cores - 1)' })
-    .option('etcd', { type: 'string', describe: 'etcd HOST:PORT for a multi-node cluster [env ETCD_HOST, ETCD_PORT] (not available yet)' })
-    .option('debug-init', { type: 'boolean', describe: 'Initialise an uninitialised etcd cluster [env DEBUG_INIT]' })
+    .option('etcd', { type: 'string', describe: 'etcd HOST:PORT[,HOST:PORT…] for a multi-node cluster; without it the node runs embedded metadata [env ETCD_HOST, ETCD_PORT]' })
+    .option('etcd-prefix', { type: 'string', describe: `Key prefix of the cluster in etcd [env TORUS_ETCD_PREFIX] (default ${DEFAULTS.etcdPrefix})` })
+    .option('debug-init', { type: 'boolean', describe: 'Initialise an uninitialised etcd cluster with defaults instead of refusing to start [env DEBUG_INIT=1]' })
+    .option('auto-join', { type: 'boolean', describe: 'Add this peer to the ring at start-up [env AUTO_JOIN=1]' })
+    .option('lock-grace', {
+      type: 'string',
+      describe: `Seconds an open volume keeps serving after its lock lease lapsed while etcd is unreachable [env TORUS_LOCK_GRACE] (default ${DEFAULTS.lockGraceSeconds})`,
+    })
+    .example('$0 --data-dir /var/lib/torus --size 5GiB', 'a single node with embedded metadata')
+    .example('$0 --etcd 10.0.0.1:2379 --size 5GiB --auto-join --peer-address ws://10.0.0.5:40000', 'a cluster member')
     .strict()
     .help()
     .alias('h', 'help')
@@ -46,7 +54,10 @@ async function main(): Promise<void> {
       leaseTtl: argv['lease-ttl'],
       logLevel: argv['log-level'],
       etcd: argv.etcd,
+      etcdPrefix: argv['etcd-prefix'],
       debugInit: argv['debug-init'],
+      autoJoin: argv['auto-join'],
+      lockGrace: argv['lock-grace'],
     })
   } catch (err) {
     if (err instanceof ConfigError) {

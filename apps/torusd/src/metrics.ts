@@ -8,10 +8,34 @@ export interface Metrics {
 }
 
 /** Prometheus metrics, read from the components at scrape time (nothing on the I/O path). */
-export function createMetrics(parts: { store: BlockStore; volumes: VolumeManager; nbd: NbdServer | undefined; metadata: MetadataStore }): Metrics {
+export function createMetrics(parts: {
+  store: BlockStore
+  volumes: VolumeManager
+  nbd: NbdServer | undefined
+  metadata: MetadataStore
+  /** Cluster presence, once known: ring version and the time of the last accepted heartbeat. */
+  presence?: () => { ringVersion: number | undefined; lastHeartbeatMs: number | undefined } | undefined
+}): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
-  const { store, volumes, nbd, metadata } = parts
+  const { store, volumes, nbd, metadata, presence } = parts
+  new Gauge({
+    name: 'torus_ring_version',
+    help: 'Version of the ring this peer places blocks by (-1 before it has read one)',
+    registers: [registry],
+    collect() {
+      this.set(presence?.()?.ringVersion ?? -1)
+    },
+  })
+  new Gauge({
+    name: 'torus_heartbeat_age_seconds',
+    help: 'Seconds since the metadata store last accepted this peer\'s heartbeat (-1 before the first)',
+    registers: [registry],
+    collect() {
+      const last = presence?.()?.lastHeartbeatMs
+      this.set(last === undefined ? -1 : (Date.now() - last) / 1000)
+    },
+  })
   new Gauge({ name: 'torus_storage_capacity_bytes', help: 'Capacity of the local block store', registers: [registry], collect() { this.set(store.usage().capacityBytes) } })
   new Gauge({ name: 'torus_storage_used_bytes', help: 'Bytes held by allocated blocks', registers: [registry], collect() { this.set(store.usage().usedBytes) } })
   new Gauge({ name: 'torus_storage_blocks', help: 'Allocated blocks', registers: [registry], collect() { this.set(store.usage().blocks) } })

@@ -6,6 +6,8 @@ interface Entry {
   name: string
   opening: Promise<Volume>
   refs: number
+  /** Set once open. */
+  generation?: number
 }
 
 /** A connection's hold on an open volume; `release()` once, when the connection is gone. */
@@ -20,6 +22,8 @@ export interface VolumeManagerOptions {
   /** Lock holder name shown to other openers, e.g. `torusd/<peer uuid>`. */
   holder: string
   leaseTtlMs: number
+  /** How long a lapsed lease still counts while the metadata store is unreachable (see VolumeLease). */
+  unreachableGraceMs?: number
   logger: Logger
   /** Journal of deletions in progress (see PendingDeletes); optional in tests. */
   pendingDeletes?: { add(id: number): Promise<void>; remove(id: number): Promise<void> }
@@ -91,6 +95,13 @@ export class VolumeManager {
     return new Map([...this.#entries].map(([name, e]) => [name, e.refs]))
   }
 
+  /** The lock generation (fencing token) of every volume open for writing. */
+  generations(): Map<string, number> {
+    const out = new Map<string, number>()
+    for (const [name, e] of this.#entries) if (e.generation !== undefined) out.set(name, e.generation)
+    return out
+  }
+
   /** Deletes a volume and frees its blocks; refuses while NBD clients use it. */
   async delete(name: string): Promise<VolumeInfo> {
     await this.#closing.get(name)
@@ -159,12 +170,14 @@ export class VolumeManager {
       name: info.name,
       holder,
       leaseTtlMs,
+      ...(this.#opts.unreachableGraceMs === undefined ? {} : { unreachableGraceMs: this.#opts.unreachableGraceMs }),
       logger: logger.child({ volume: info.name }),
       onLost: (err) => {
         logger.error('volume lock lost; its connections get EIO on writes, new connections reopen it', { volume: info.name, code: err.code, err })
         this.#retire(entry)
       },
     })
+    if (volume.generation !== undefined) entry.generation = volume.generation
     logger.info('volume opened', { volume: info.name, id: info.id, generation: volume.generation })
     return volume
   }

@@ -15,13 +15,36 @@ describe('resolveConfig', () => {
       blockSizeBytes: 512 * 1024,
       leaseTtlMs: 10_000,
       logLevel: 'info',
+      etcd: undefined,
+      etcdPrefix: 'torus/',
+      autoJoin: false,
+      debugInit: false,
+      lockGraceMs: 60_000,
     })
+  })
+
+  it('reads the cluster settings: etcd endpoints, prefix, AUTO_JOIN, DEBUG_INIT, lock grace', () => {
+    const env = { AUTO_JOIN: '1', DEBUG_INIT: 'true', TORUS_ETCD_PREFIX: 'prod', TORUS_LOCK_GRACE: '0' }
+    expect(resolveConfig({ etcd: 'http://10.0.0.1:2379,10.0.0.2:2379/' }, env)).toMatchObject({
+      etcd: ['10.0.0.1:2379', '10.0.0.2:2379'],
+      etcdPrefix: 'prod/',
+      autoJoin: true,
+      debugInit: true,
+      lockGraceMs: 0,
+    })
+    expect(resolveConfig({ autoJoin: false, debugInit: false, etcdPrefix: 'a/b/', lockGrace: '2.5' }, env)).toMatchObject({
+      autoJoin: false,
+      debugInit: false,
+      etcdPrefix: 'a/b/',
+      lockGraceMs: 2500,
+    })
+    expect(resolveConfig({}, { ETCD_HOST: '[::1]' }).etcd).toEqual(['[::1]:2379'])
   })
 
   it('reads the original env vars, and flags win over them', () => {
     const env = { STORAGE_SIZE: '5GiB', LISTEN_HOST: '0.0.0.0', LISTEN_HTTP_PORT: '4000', PEER_ADDRESS: 'ws://10.1.2.3:41000', ETCD_HOST: 'etcd', ETCD_PORT: '2389' }
     const c = resolveConfig({}, env)
-    expect(c).toMatchObject({ sizeBytes: 5 * 1024 ** 3, http: { host: '0.0.0.0', port: 4000 }, peerListen: { host: '10.1.2.3', port: 41000 }, etcd: 'etcd:2389' })
+    expect(c).toMatchObject({ sizeBytes: 5 * 1024 ** 3, http: { host: '0.0.0.0', port: 4000 }, peerListen: { host: '10.1.2.3', port: 41000 }, etcd: ['etcd:2389'] })
     expect(resolveConfig({ size: '3GiB', port: '5000' }, env)).toMatchObject({ sizeBytes: 3 * 1024 ** 3, http: { port: 5000 } })
   })
 
@@ -42,6 +65,13 @@ describe('resolveConfig', () => {
       [{ blockSize: '3KiB' }, {}, /--block-size/],
       [{ leaseTtl: '0' }, {}, /--lease-ttl/],
       [{ logLevel: 'loud' }, {}, /--log-level/],
+      [{ etcd: 'etcd' }, {}, /--etcd/],
+      [{ etcd: '127.0.0.1:2379,' }, {}, /--etcd/],
+      [{ etcd: '127.0.0.1:0' }, {}, /--etcd/],
+      [{}, { ETCD_HOST: 'etcd', ETCD_PORT: 'x' }, /ETCD_PORT/],
+      [{ etcdPrefix: 'a b' }, {}, /--etcd-prefix/],
+      [{ lockGrace: '-1' }, {}, /--lock-grace/],
+      [{}, { TORUS_LOCK_GRACE: 'soon' }, /TORUS_LOCK_GRACE/],
     ]
     for (const [flags, env, message] of cases) {
       expect(() => resolveConfig(flags, env), JSON.stringify(flags) + JSON.stringify(env)).toThrow(ConfigError)

@@ -512,9 +512,10 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
       return await call()
     } catch (err) {
       const mapped = mapEtcdError(err, leaseId === undefined ? {} : { leaseId })
-      if (mapped.code === 'TORUS_UNAVAILABLE' || mapped.code === 'TORUS_INTERNAL') {
-        this.logger.error('etcd call failed', { prefix: this.prefix, code: mapped.code, err })
-      }
+      // Outages are the caller's to report (it knows whether it will retry); only surprises
+      // are logged here at error level.
+      if (mapped.code === 'TORUS_INTERNAL') this.logger.error('etcd call failed', { prefix: this.prefix, code: mapped.code, err })
+      else if (mapped.code === 'TORUS_UNAVAILABLE' || mapped.code === 'TORUS_TIMEOUT') this.logger.debug('etcd call failed', { prefix: this.prefix, code: mapped.code, err })
       throw mapped
     }
   }

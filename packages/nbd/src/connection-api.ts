@@ -22,7 +22,9 @@ export interface NbdServeOptions {
   /**
    * Like `resolveExport`, for applications that acquire something per connection (a volume
    * lock): the handle's `close()` is called once the connection has closed and every device
-   * call has settled, or right after answering NBD_OPT_INFO.
+   * call has settled, or right after answering NBD_OPT_INFO. A rejection refuses the export
+   * with NBD_REP_ERR_POLICY carrying the error's message (NBD_OPT_GO/INFO), or hangs up
+   * (NBD_OPT_EXPORT_NAME, which has no way to say why).
    */
   openExport?(name: string): Promise<NbdExportHandle | undefined> | NbdExportHandle | undefined
   /** Exports for NBD_OPT_LIST (and descriptions for NBD_INFO_DESCRIPTION). Default: none. */

@@ -473,9 +473,16 @@ class Connection implements NbdConnection {
       return
     }
     if (handle === undefined) {
-      this.#log.debug('unknown export', { export: name, err: failure })
-      const message = failure === undefined ? 'unknown export' : 'export not available'
-      this.#write(encodeOptionError(ev.option, REP_ERR_UNKNOWN, `${message}: ${name}`))
+      if (failure === undefined) {
+        this.#log.debug('unknown export', { export: name })
+        this.#write(encodeOptionError(ev.option, REP_ERR_UNKNOWN, `unknown export: ${name}`))
+        return
+      }
+      // The export exists but cannot be served now (e.g. another server holds its lock): say
+      // why. Clients such as qemu print the server's message.
+      this.#log.warn('export refused', { export: name, err: failure })
+      const why = failure instanceof Error ? failure.message.slice(0, 1024) : 'export not available'
+      this.#write(encodeOptionError(ev.option, REP_ERR_POLICY, `export ${name} not available: ${why}`))
       return
     }
     const device = handle.device

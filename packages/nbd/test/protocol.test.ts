@@ -123,12 +123,16 @@ describe.each([duplexTransport, tcpTransport])('NBD protocol over $name', (trans
       expect((await c.go('disk')).final).toBe(C.REP_ACK)
     })
 
-    it('answers NBD_REP_ERR_UNKNOWN when resolving the export throws', async () => {
+    it('answers NBD_REP_ERR_POLICY with the reason when opening the export throws, and keeps haggling', async () => {
       await h.close()
-      await start({ resolveExport: (name) => (name === 'boom' ? Promise.reject(new Error('etcd down')) : devices[name]) })
+      await start({ resolveExport: (name) => (name === 'boom' ? Promise.reject(new Error('volume boom is locked by torusd/x')) : devices[name]) })
       const c = await client()
       await c.start()
-      expect((await c.go('boom')).final).toBe(C.REP_ERR_UNKNOWN)
+      const refused = await c.go('boom')
+      expect(refused.final).toBe(C.REP_ERR_POLICY)
+      expect(refused.message).toBe('export boom not available: volume boom is locked by torusd/x')
+      expect((await c.go('boom', [], C.OPT_INFO)).final).toBe(C.REP_ERR_POLICY)
+      expect((await c.go('disk')).final).toBe(C.REP_ACK)
     })
 
     it('closes the session on NBD_OPT_EXPORT_NAME for an unknown export', async () => {

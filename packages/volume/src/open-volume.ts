@@ -26,6 +26,8 @@ export interface OpenVolumeOptions extends AbortOptions {
   readOnly?: boolean
   /** Called once if the write lock is lost; the volume then refuses writes and flushes. */
   onLost?: (error: TorusError) => void
+  /** See VolumeLeaseOptions.unreachableGraceMs. Default 0. */
+  unreachableGraceMs?: number
 }
 
 /**
@@ -59,7 +61,15 @@ export async function openVolume(options: OpenVolumeOptions): Promise<Volume> {
     throw err
   }
   const lease = new VolumeLease(
-    { metadata, lock, leaseTtlMs, clock, logger, ...(options.onLost === undefined ? {} : { onLost: options.onLost }) },
+    {
+      metadata,
+      lock,
+      leaseTtlMs,
+      clock,
+      logger,
+      ...(options.onLost === undefined ? {} : { onLost: options.onLost }),
+      ...(options.unreachableGraceMs === undefined ? {} : { unreachableGraceMs: options.unreachableGraceMs }),
+    },
     grantedAtMs,
   )
   try {

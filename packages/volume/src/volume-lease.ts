@@ -17,6 +17,12 @@ export interface VolumeLeaseOptions {
   logger?: Logger
   /** Called once, when the lease is found gone or lapses without a successful keep-alive. */
   onLost?: (error: TorusError) => void
+  /**
+   * How long past its lapse the lease still counts as held while the metadata store cannot be
+   * reached at all (keep-alives fail with TORUS_UNAVAILABLE or TORUS_TIMEOUT). Default 0: lapse
+   * means lost. See the class comment for when a grace is safe.
+   */
+  unreachableGraceMs?: number
 }
 
 /**
@@ -24,6 +30,12 @@ export interface VolumeLeaseOptions {
  * until the lease would have expired. The lease is *lost* when the store says it is gone
  * (TORUS_LEASE_EXPIRED) or when `ttl` passes without a successful keep-alive; from then on
  * {@link VolumeLease.assertHeld} throws, so the holder stops writing on its own (self-fencing).
+ *
+ * `unreachableGraceMs` relaxes the lapse rule for one case: when every recent keep-alive failed
+ * because the store could not be reached. A store that nobody can reach cannot give the lock to
+ * anyone else either, and etcd renews every lease when it comes back, so stopping I/O there
+ * would turn a metadata outage into a data outage. The risk is a partition that hides the store
+ * from this holder only; the grace bounds that window, and replicas fence stale generations.
  */
 export class VolumeLease {
   readonly lock: VolumeLock
@@ -36,6 +48,12 @@ export class VolumeLease {
   /** No write may be issued at or after this instant unless a keep-alive extends it. */
   #expiresAtMs: number
   #lost: TorusError | undefined
+  /** The last keep-alive failed because the store was unreachable (not because the lease is gone). */
+  #unreachable = false
+  readonly #graceMs: number
+  #graceLogged = false
+  /** A keep-alive failed and none has succeeded since (to log an outage once, not per retry). */
+  #failing = false
   #released = false
   #tick: Timer | undefined
   #expiry: Timer | undefined
@@ -48,6 +66,8 @@ export class VolumeLease {
     this.#clock = options.clock
     this.#log = (options.logger ?? silentLogger).child({ component: 'volume:lease', volume: options.lock.volume })
     this.#onLost = options.onLost
+    this.#graceMs = options.unreachableGraceMs ?? 0
+    if (!Number.isSafeInteger(this.#graceMs) || this.#graceMs < 0) throw new RangeError(`invalid unreachableGraceMs: ${this.#graceMs}`)
     this.#expiresAtMs = grantedAtMs + options.leaseTtlMs
     this.#armExpiry()
     this.#schedule(this.#interval())
@@ -55,8 +75,13 @@ export class VolumeLease {
 
   /** The error mutations fail with once the lease is lost, else `undefined`. */
   get lost(): TorusError | undefined {
-    if (this.#lost === undefined && !this.#released && this.#clock.now() >= this.#expiresAtMs) this.#markLost('lease lapsed without a keep-alive')
+    if (this.#lost === undefined && !this.#released && this.#clock.now() >= this.#deadlineMs()) this.#markLost('lease lapsed without a keep-alive')
     return this.#lost
+  }
+
+  /** When the lease counts as lost if nothing changes: its expiry, plus the grace while unreachable. */
+  #deadlineMs(): number {
+    return this.#expiresAtMs + (this.#unreachable ? this.#graceMs : 0)
   }
 
   /** Throws TORUS_LEASE_EXPIRED once the lease is lost. */
@@ -100,8 +125,9 @@ export class VolumeLease {
     if (this.#expiry !== undefined) this.#clock.clearTimeout(this.#expiry)
     this.#expiry = this.#clock.setTimeout(() => {
       this.#expiry = undefined
-      if (this.#clock.now() >= this.#expiresAtMs) this.#markLost('lease lapsed without a keep-alive')
-    }, Math.max(0, this.#expiresAtMs - this.#clock.now()))
+      if (this.#clock.now() >= this.#deadlineMs()) this.#markLost('lease lapsed without a keep-alive')
+      else this.#armExpiry()
+    }, Math.max(0, this.#deadlineMs() - this.#clock.now()))
   }
 
   async #keepAlive(): Promise<void> {
@@ -115,15 +141,30 @@ export class VolumeLease {
         this.#markLost('lease expired', err)
         return
       }
-      const remainingMs = this.#expiresAtMs - this.#clock.now()
+      this.#unreachable = isTorusError(err, 'TORUS_UNAVAILABLE') || isTorusError(err, 'TORUS_TIMEOUT')
+      this.#armExpiry()
+      const nowMs = this.#clock.now()
+      const remainingMs = this.#deadlineMs() - nowMs
       if (remainingMs <= 0) {
         this.#markLost('lease lapsed while keep-alives failed', err)
         return
       }
-      this.#log.warn('lease keep-alive failed, retrying', { err, remainingMs })
+      if (nowMs >= this.#expiresAtMs && !this.#graceLogged) {
+        this.#graceLogged = true
+        this.#log.warn('lease lapsed while the metadata store is unreachable; still serving within the grace', { graceLeftMs: remainingMs })
+      } else if (!this.#failing) {
+        this.#log.warn('lease keep-alive failed, retrying', { err, remainingMs })
+      } else {
+        this.#log.debug('lease keep-alive failed again', { code: isTorusError(err) ? err.code : undefined, remainingMs })
+      }
+      this.#failing = true
       this.#schedule(Math.max(1, Math.min(Math.floor(this.leaseTtlMs / 10), remainingMs)))
       return
     }
+    if (this.#failing) this.#log.info('lease keep-alive succeeded again', { generation: this.lock.generation })
+    this.#failing = false
+    this.#unreachable = false
+    this.#graceLogged = false
     if (this.#released || this.#lost !== undefined) return
     // Counted from when the request left, not when it returned: the store may have renewed
     // the lease at any point in between.

@@ -168,6 +168,56 @@ describe('openVolume', () => {
     expect(lost).toHaveLength(1)
   })
 
+  it('keeps serving past the lapse while the store is unreachable, within unreachableGraceMs', async () => {
+    // etcd renews every lease when it comes back, so after an outage the lease is still there.
+    // Model that: keep-alives reach the store, but the holder only ever sees UNAVAILABLE.
+    let failing = false
+    const flakyMeta = new Proxy(metadata, {
+      get(target, prop) {
+        if (prop === 'keepAlive') {
+          return async (leaseId: string) => {
+            await target.keepAlive(leaseId)
+            if (failing) throw new TorusError('TORUS_UNAVAILABLE', 'injected: reply lost')
+          }
+        }
+        const value = Reflect.get(target, prop, target) as unknown
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+      },
+    })
+    const setFailing = (on: boolean): void => {
+      failing = on
+    }
+    const lost: TorusError[] = []
+    const volume = await open({ metadata: flakyMeta, onLost: (err) => lost.push(err), unreachableGraceMs: 3 * TTL })
+    setFailing(true)
+    await advance(2 * TTL)
+    expect(lost).toHaveLength(0)
+    await volume.write(0, new Uint8Array([7]))
+    setFailing(false)
+    await advance(TTL * 3)
+    expect(lost).toHaveLength(0)
+    await volume.write(0, new Uint8Array([8]))
+  })
+
+  it('loses the lock once the unreachable grace runs out', async () => {
+    const { store: flakyMeta, setFailing } = flaky(metadata, 'TORUS_UNAVAILABLE')
+    const lost: TorusError[] = []
+    const volume = await open({ metadata: flakyMeta, onLost: (err) => lost.push(err), unreachableGraceMs: TTL })
+    setFailing(true)
+    await advance(2 * TTL + 400)
+    expect(lost).toHaveLength(1)
+    expect(await rejection(() => volume.write(0, new Uint8Array(1)))).toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
+  })
+
+  it('gives no grace when the store says the lease is gone', async () => {
+    const lost: TorusError[] = []
+    const volume = await open({ onLost: (err) => lost.push(err), unreachableGraceMs: 10 * TTL })
+    await metadata.revokeLease(volume.lock!.leaseId)
+    await advance(TTL)
+    expect(lost).toHaveLength(1)
+    expect(await rejection(() => volume.write(0, new Uint8Array(1)))).toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
+  })
+
   it('stops keep-alives after close', async () => {
     const volume = await open()
     const leaseId = volume.lock!.leaseId

@@ -12,7 +12,9 @@ import { createContext, probeSupports } from './context.js'
 import { describeLeases } from './leases.js'
 import { describeLifecycle } from './lifecycle.js'
 import { describeLocks } from './locks.js'
+import { describePeers } from './peers.js'
 import { describePersistence } from './persistence.js'
+import { describeRing } from './ring.js'
 import { describeVolumes } from './volumes.js'
 
 export type { SuiteContext } from './context.js'
@@ -27,6 +29,8 @@ export function describeMetadataStore(harness: Harness<MetadataStore>): void {
     describeLocks(context)
     describeLifecycle(context)
     describeConcurrency(context)
+    describePeers(context)
+    describeRing(context)
     describePersistence(context)
   })
 }

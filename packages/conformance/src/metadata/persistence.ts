@@ -2,6 +2,7 @@
 // fencing generations intact, and with locks whose leases lapsed gone. Method: write, reopen, read.
 import { describe, expect, it } from 'vitest'
 import { CLUSTER, MiB, initialised, useStore, volumeWithLease, type SuiteContext } from './context.js'
+import { peer } from './peers.js'
 
 export function describePersistence({ harness, supports, ttlMs, elapse, expireLeases }: SuiteContext): void {
   describe.skipIf(harness.reopen === undefined || !supports.persistent)('persistence across reopen', () => {
@@ -17,6 +18,21 @@ export function describePersistence({ harness, supports, ttlMs, elapse, expireLe
       expect(await reopened.getClusterConfig()).toEqual(CLUSTER)
       expect(await reopened.listVolumes()).toEqual(volumes)
       await expect(reopened.initCluster(CLUSTER)).rejects.toMatchObject({ code: 'TORUS_ALREADY_EXISTS' })
+    })
+
+    it('keeps the ring, the peers (a peer whose lease lapsed as down) and nextVolumeId', async () => {
+      const store = await initialised(h.store)
+      const A = '00000000-0000-4000-8000-00000000000a'
+      await store.setRing({ version: 1, type: 'ketama', replication: 2, members: [{ peer: A, weight: 7 }] })
+      await store.putPeer(peer(A), await store.grantLease(ttlMs))
+      await store.createVolume({ name: 'a', sizeBytes: 2 * MiB })
+      const next = await store.nextVolumeId()
+      const reopened = await h.reopen()
+      expect(await reopened.getRing()).toEqual({ version: 1, type: 'ketama', replication: 2, members: [{ peer: A, weight: 7 }] })
+      expect(await reopened.nextVolumeId()).toBe(next)
+      expect((await reopened.listPeers()).map((p) => p.id)).toEqual([A])
+      await expireLeases()
+      expect(await reopened.listPeers()).toEqual([{ ...peer(A), alive: false }])
     })
 
     it('keeps a deleted volume deleted', async () => {

@@ -34,6 +34,17 @@ export function describeVolumes({ harness, supports, ttlMs }: SuiteContext): voi
       expect((await store.listVolumes()).map((v) => v.name)).toEqual(['Zed', 'a', 'b', 'c10', 'c2'])
     })
 
+    it('reports nextVolumeId: 1 on a fresh store, above every id handed out, never lowered by a delete', async () => {
+      expect(await h.store.nextVolumeId()).toBe(1)
+      await initialised(h.store)
+      const a = await h.store.createVolume({ name: 'a', sizeBytes: 8 * MiB })
+      const b = await h.store.createVolume({ name: 'b', sizeBytes: 8 * MiB })
+      const next = await h.store.nextVolumeId()
+      expect(next).toBeGreaterThan(Math.max(a.id, b.id))
+      await h.store.deleteVolume('b')
+      expect(await h.store.nextVolumeId()).toBe(next)
+    })
+
     it('lists nothing on a fresh cluster', async () => {
       const store = await initialised(h.store)
       expect(await store.listVolumes()).toEqual([])

@@ -125,7 +125,7 @@ export class RawClient {
   }
 
   /** Sends NBD_OPT_GO and reads replies up to the final one. */
-  async go(name: string, requests: number[] = [], option = C.OPT_GO): Promise<{ final: number; infos: Map<number, Buffer> }> {
+  async go(name: string, requests: number[] = [], option = C.OPT_GO): Promise<{ final: number; infos: Map<number, Buffer>; message: string }> {
     this.sendOption(option, goData(name, requests))
     const infos = new Map<number, Buffer>()
     for (;;) {
@@ -134,7 +134,8 @@ export class RawClient {
         infos.set(r.data.readUInt16BE(0), r.data)
         continue
       }
-      return { final: r.type, infos }
+      // Error replies carry an optional human-readable message.
+      return { final: r.type, infos, message: r.type >= 0x8000_0000 ? r.data.toString('utf8') : '' }
     }
   }
 

@@ -1,0 +1,120 @@
+// Goal: torusd against a real etcd refuses an uninitialised cluster unless --debug-init,
+// registers itself as a peer, joins the ring only when asked, and reconciles its local blocks
+// with etcd at start-up (drops deleted volumes, refuses ids etcd never allocated). Method: the
+// built daemon as a child process on the etcd named by TORUS_ETCD_ENDPOINTS (CI starts one),
+// each test under its own random key prefix; the test reads and writes etcd directly through
+// EtcdMetadataStore.
+import { randomUUID } from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { Etcd3 } from 'etcd3'
+import { afterEach, describe, expect, it } from 'vitest'
+import { EtcdMetadataStore } from '@torus/metadata-etcd'
+import { hasCommand, run } from '@torus/testing'
+import { canRun, Torusd, TORUSD_MAIN } from './helpers/torusd.js'
+
+const endpoints = (process.env.TORUS_ETCD_ENDPOINTS ?? '').split(',').map((h) => h.trim()).filter((h) => h !== '')
+const etcd = endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',')
+
+describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
+  const cleanups: Array<() => Promise<void>> = []
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c()
+  })
+
+  async function store(prefix: string): Promise<EtcdMetadataStore> {
+    const s = new EtcdMetadataStore({ hosts: endpoints, prefix })
+    await s.open()
+    cleanups.push(async () => {
+      await s.close()
+      const client = new Etcd3({ hosts: endpoints })
+      try {
+        await client.delete().prefix(prefix)
+      } finally {
+        client.close()
+      }
+    })
+    return s
+  }
+
+  function tmpDir(): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'torusd-etcd-'))
+    cleanups.push(async () => fs.rmSync(dir, { recursive: true, force: true }))
+    return dir
+  }
+
+  async function daemon(prefix: string, dataDir: string, extra: string[] = []): Promise<Torusd> {
+    const d = await Torusd.start({ dataDir, size: '1GiB', extraArgs: ['--etcd', etcd, '--etcd-prefix', prefix, '--lease-ttl', '3', ...extra] })
+    cleanups.push(() => d.destroy())
+    return d
+  }
+
+  it('refuses to start on an uninitialised cluster, naming etcd and the prefix (exit 1)', async () => {
+    const prefix = `torus-test/${randomUUID()}/`
+    const r = await run(process.execPath, [TORUSD_MAIN, '--etcd', etcd, '--etcd-prefix', prefix, '--data-dir', tmpDir(), '--nbd-address', 'off', '--port', '0', '--peer-address', 'ws://127.0.0.1:0'], { timeoutMs: 30_000 })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`no Torus cluster in etcd ${etcd} (prefix ${prefix})`)
+    expect(r.stderr).toMatch(/torusctl -C \S+ init/)
+  })
+
+  it('initialises with --debug-init, registers as an alive peer, and stays out of the ring without --auto-join', async () => {
+    const prefix = `torus-test/${randomUUID()}/`
+    const d = await daemon(prefix, tmpDir(), ['--debug-init'])
+    const meta = await store(prefix)
+    expect(await meta.getClusterConfig()).toMatchObject({ blockSizeBytes: 512 * 1024, replication: 2, ringType: 'ketama' })
+    const peers = await meta.listPeers()
+    expect(peers).toHaveLength(1)
+    expect(peers[0]).toMatchObject({ alive: true, address: `ws://127.0.0.1:${d.ports.peer}`, nbdAddress: `127.0.0.1:${d.ports.nbd}`, capacityBytes: 1024 ** 3 })
+    expect((await meta.getRing())?.members).toEqual([])
+    // A clean stop revokes the peer's lease: it shows as down at once, not after the TTL.
+    await d.kill('SIGTERM')
+    expect((await meta.listPeers())[0]?.alive).toBe(false)
+  })
+
+  it('joins the ring with --auto-join, weighted by its size, and reports the ring version it uses', async () => {
+    const prefix = `torus-test/${randomUUID()}/`
+    const meta = await store(prefix)
+    await meta.initCluster({ blockSizeBytes: 512 * 1024, replication: 2, ringType: 'ketama', createdAt: new Date().toISOString() })
+    await daemon(prefix, tmpDir(), ['--auto-join'])
+    const ring = await meta.getRing()
+    const [self] = await meta.listPeers()
+    expect(ring?.members).toEqual([{ peer: self!.id, weight: 1024 ** 3 }])
+    const deadline = Date.now() + 10_000
+    while ((await meta.listPeers())[0]?.ringVersion !== ring?.version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+    expect((await meta.listPeers())[0]?.ringVersion).toBe(ring?.version)
+  })
+
+  it.skipIf(!canRun(hasCommand('qemu-io'), 'qemu-io'))('drops blocks of volumes deleted in etcd at start-up, and refuses ids etcd never allocated', async () => {
+    const prefix = `torus-test/${randomUUID()}/`
+    const meta = await store(prefix)
+    await meta.initCluster({ blockSizeBytes: 512 * 1024, replication: 1, ringType: 'ketama', createdAt: new Date().toISOString() })
+    await meta.createVolume({ name: 'keep', sizeBytes: 64 * 1024 ** 2 })
+    const gone = await meta.createVolume({ name: 'gone', sizeBytes: 64 * 1024 ** 2 })
+    const dataDir = tmpDir()
+    const d = await daemon(prefix, dataDir)
+    for (const v of ['keep', 'gone']) {
+      const w = await run('qemu-io', ['-f', 'raw', d.uri(v), '-c', 'write -P 0x5a 0 1M', '-c', 'flush'])
+      expect(w.code, w.stderr).toBe(0)
+    }
+    await d.kill('SIGTERM')
+    const blocks = path.join(dataDir, 'blocks')
+    expect(fs.readdirSync(blocks).sort()).toContain(String(gone.id))
+    await meta.deleteVolume('gone')
+
+    await d.restart()
+    expect(fs.readdirSync(blocks)).not.toContain(String(gone.id))
+    expect(d.service!.lines.some((l) => l.includes('dropped blocks of a deleted volume'))).toBe(true)
+    const r = await run('qemu-io', ['-f', 'raw', d.uri('keep'), '-c', 'read -P 0x5a 0 1M'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    await d.kill('SIGTERM')
+
+    // The same data dir against a fresh cluster: its ids were never allocated there.
+    const other = `torus-test/${randomUUID()}/`
+    const meta2 = await store(other)
+    await meta2.initCluster({ blockSizeBytes: 512 * 1024, replication: 1, ringType: 'ketama', createdAt: new Date().toISOString() })
+    const refused = await run(process.execPath, [TORUSD_MAIN, ...d.args().map((a) => (a === prefix ? other : a))], { timeoutMs: 30_000 })
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/never allocated those ids: is this data dir from another cluster\?/)
+  })
+})
