@@ -1,6 +1,7 @@
 import http from 'node:http'
-import type { ClusterConfig, VolumeInfo } from '@torus/core'
-import type { Endpoint } from './endpoint.js'
+import { isTorusErrorCode, TorusError } from '@torus/core'
+import type { ClusterConfig, PeerStatus, RingDescriptor, VolumeInfo } from '@torus/core'
+import type { TorusEndpoint } from './endpoint.js'
 
 /** What `GET /v1/status` returns (see docs/control-api.md). */
 export interface DaemonStatus {
@@ -14,21 +15,14 @@ export interface DaemonStatus {
   nbdConnections: number
 }
 
-/** An error reported by torusd (carries its stable code) or by the network. */
-export class ApiError extends Error {
-  override readonly name = 'ApiError'
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message)
-  }
-}
-
-/** The control API torusd serves on its peer port (see docs/control-api.md). */
+/**
+ * The control API torusd serves on its peer port (see docs/control-api.md). Failures are
+ * TorusErrors: the daemon's own code and message, TORUS_UNAVAILABLE when it cannot be reached,
+ * TORUS_PROTOCOL when the reply is not the API's JSON.
+ */
 export class TorusClient {
   constructor(
-    readonly endpoint: Endpoint,
+    readonly endpoint: TorusEndpoint,
     readonly timeoutMs = 15_000,
   ) {}
 
@@ -56,6 +50,21 @@ export class TorusClient {
     return this.#call('DELETE', `/v1/volumes/${encodeURIComponent(name)}`)
   }
 
+  /** Every peer that ever reported, with liveness. */
+  listPeers(): Promise<PeerStatus[]> {
+    return this.#call('GET', '/v1/peers')
+  }
+
+  /** The current ring (version 0 with no members before the first change). */
+  getRing(): Promise<RingDescriptor> {
+    return this.#call('GET', '/v1/ring')
+  }
+
+  /** Compare-and-swap: TORUS_CONFLICT (HTTP 409) unless `next.version` is the current one + 1. */
+  setRing(next: RingDescriptor): Promise<RingDescriptor> {
+    return this.#call('PUT', '/v1/ring', next)
+  }
+
   // node:http rather than fetch: fetch refuses "bad ports" (1, 6000, 10080, …) that an
   // operator may well have given torusd.
   #call<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -79,12 +88,11 @@ export class TorusClient {
             try {
               json = JSON.parse(Buffer.concat(chunks).toString('utf8'))
             } catch {
-              reject(new ApiError(`unexpected reply from ${this.endpoint.raw} (HTTP ${status}); is that a torusd peer address?`, 'TORUS_PROTOCOL'))
+              reject(new TorusError('TORUS_PROTOCOL', `unexpected reply from ${this.endpoint.raw} (HTTP ${status}); is that a torusd peer address?`))
               return
             }
             if (status < 200 || status >= 300) {
-              const e = (json as { error?: { code?: string; message?: string } } | null)?.error
-              reject(new ApiError(e?.message ?? `HTTP ${status}`, e?.code ?? 'TORUS_PROTOCOL'))
+              reject(this.#apiError(status, path, json))
               return
             }
             resolve(json as T)
@@ -97,10 +105,22 @@ export class TorusClient {
     })
   }
 
-  #unreachable(err: Error): ApiError {
+  #apiError(status: number, path: string, json: unknown): TorusError {
+    const e = (json as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error
+    const message = typeof e?.message === 'string' ? e.message : `HTTP ${status}`
+    const details = typeof e?.details === 'object' && e.details !== null ? (e.details as Record<string, unknown>) : undefined
+    // The router's answer for a path it does not know: a torusd older than this torusctl.
+    if (status === 404 && message.startsWith('no such endpoint')) {
+      return new TorusError('TORUS_NOT_SUPPORTED', `the torusd at ${this.endpoint.raw} does not serve ${path}; it is older than this torusctl`)
+    }
+    const code = isTorusErrorCode(e?.code) ? e.code : 'TORUS_PROTOCOL'
+    return new TorusError(code, message, details === undefined ? {} : { details })
+  }
+
+  #unreachable(err: Error): TorusError {
     const code = (err as NodeJS.ErrnoException).code
     const why =
       code === 'ECONNREFUSED' ? 'connection refused' : code === 'ETIMEDOUT' ? `no answer in ${this.timeoutMs / 1000}s` : code === 'ENOTFOUND' ? 'unknown host' : (code ?? err.message)
-    return new ApiError(`cannot reach torusd at ${this.endpoint.raw} (${why}); is torusd running? Set -C/--endpoint or TORUS_ENDPOINT`, 'TORUS_UNAVAILABLE')
+    return new TorusError('TORUS_UNAVAILABLE', `cannot reach torusd at ${this.endpoint.raw} (${why}); is torusd running? Set -C/--endpoint or TORUS_ENDPOINT`, { cause: err })
   }
 }

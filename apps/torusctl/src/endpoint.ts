@@ -3,18 +3,41 @@ import os from 'node:os'
 import path from 'node:path'
 
 export const DEFAULT_ENDPOINT = 'torus://127.0.0.1:40000'
+/** Key prefix of a cluster in etcd; the same default as torusd and `EtcdMetadataStore`. */
+export const DEFAULT_ETCD_PREFIX = 'torus/'
 
 /** A usage problem: exit 2 with this message. */
 export class UsageError extends Error {
   override readonly name = 'UsageError'
 }
 
-export interface Endpoint {
+/** Runs a validator of user input; its failure becomes a usage error naming the option. */
+export function usage<T>(option: string, check: () => T): T {
+  try {
+    return check()
+  } catch (err) {
+    throw new UsageError(`${option}: ${(err as Error).message}`)
+  }
+}
+
+/** A torusd's HTTP control API (a single node running the embedded metadata store). */
+export interface TorusEndpoint {
   kind: 'torus'
   /** As the user gave it (for messages). */
   raw: string
   baseUrl: string
 }
+
+/** One or more etcd client endpoints of a multi-node cluster. */
+export interface EtcdEndpoint {
+  kind: 'etcd'
+  /** As the user gave it (for messages). */
+  raw: string
+  /** `host:port` each (IPv6 hosts in brackets), in the order given. */
+  hosts: string[]
+}
+
+export type Endpoint = TorusEndpoint | EtcdEndpoint
 
 export function configPath(env: NodeJS.ProcessEnv = process.env): string {
   return env.TORUSCTL_CONFIG ?? path.join(env.HOME ?? os.homedir(), '.torus', 'config.json')
@@ -23,28 +46,68 @@ export function configPath(env: NodeJS.ProcessEnv = process.env): string {
 /**
  * Where torusctl talks to: `-C` first, then `$TORUS_ENDPOINT`, then the config file's current
  * profile, then the local daemon. `torus://HOST:PORT` is a torusd (embedded metadata);
- * `HOST:PORT[,HOST:PORT]` and `etcd://…` name etcd.
+ * `HOST:PORT[,HOST:PORT]` and `etcd://HOST:PORT[,HOST:PORT]` name etcd.
  */
 export function resolveEndpoint(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): Endpoint {
   const raw = flag ?? nonEmpty(env.TORUS_ENDPOINT) ?? fromConfigFile(configPath(env)) ?? DEFAULT_ENDPOINT
   return parseEndpoint(raw)
 }
 
+const FORMS = 'torus://HOST:PORT (a torusd), or HOST:PORT[,HOST:PORT...] or etcd://HOST:PORT[,...] (etcd)'
+
 export function parseEndpoint(raw: string): Endpoint {
   const text = raw.trim()
-  if (text.startsWith('torus://')) {
+  const invalid = (why: string): UsageError => new UsageError(`invalid endpoint ${JSON.stringify(raw)}: ${why}`)
+  if (text === '') throw invalid(`empty; expected ${FORMS}`)
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(text)?.[1]?.toLowerCase()
+  if (scheme === 'torus') {
     const rest = text.slice('torus://'.length).replace(/\/+$/, '')
-    const m = /^(\[[^\]]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(rest)
-    if (m === null || Number(m[2]) > 65535) throw new UsageError(`invalid endpoint ${JSON.stringify(raw)}: expected torus://HOST:PORT`)
-    return { kind: 'torus', raw: text, baseUrl: `http://${m[1]}:${m[2]}` }
+    if (rest.includes(',')) throw invalid('a torus:// endpoint names one torusd; list several HOST:PORT only for etcd')
+    const hostPort = parseHostPort(rest, invalid, 'torus://HOST:PORT')
+    return { kind: 'torus', raw: text, baseUrl: `http://${hostPort}` }
   }
-  if (text.startsWith('etcd://') || /^[^/]+:\d+(,[^/]+:\d+)*$/.test(text)) {
-    const hint = text.startsWith('etcd://') ? 'torus://HOST:PORT' : `torus://${text.split(',')[0]}`
-    throw new UsageError(
-      `endpoint ${JSON.stringify(raw)} means etcd, and etcd-backed clusters are not available in this version; to reach a torusd use ${hint}`,
-    )
+  if (scheme === 'etcd' || scheme === undefined) {
+    const rest = scheme === 'etcd' ? text.slice('etcd://'.length).replace(/\/+$/, '') : text
+    const form = scheme === 'etcd' ? 'etcd://HOST:PORT[,HOST:PORT...]' : 'HOST:PORT[,HOST:PORT...]'
+    if (scheme === undefined && !rest.includes(':')) throw invalid(`expected ${FORMS}`)
+    const hosts = rest.split(',').map((part) => parseHostPort(part.trim(), invalid, form))
+    return { kind: 'etcd', raw: text, hosts }
   }
-  throw new UsageError(`invalid endpoint ${JSON.stringify(raw)}: expected torus://HOST:PORT (a torusd) or HOST:PORT (etcd)`)
+  throw invalid(`unknown scheme ${scheme}://; expected ${FORMS}`)
+}
+
+/**
+ * Checks one `HOST:PORT` (HOST a DNS name, an IPv4 address or a bracketed IPv6 address; PORT
+ * 1-65535) and returns it as given.
+ */
+function parseHostPort(text: string, invalid: (why: string) => UsageError, form: string): string {
+  if (text === '') throw invalid(`empty host entry; expected ${form}`)
+  const m = /^(\[[^\]]*\]|[^:/[\]]*)(?::([^:]*))?$/.exec(text)
+  if (m === null) throw invalid(`${JSON.stringify(text)} is not HOST:PORT (write an IPv6 address in brackets: [::1]:2379)`)
+  const host = m[1]!
+  const port = m[2]
+  if (host === '' || host === '[]') throw invalid(`${JSON.stringify(text)} has no host; expected ${form}`)
+  if (host.startsWith('[')) {
+    if (!/^\[[0-9A-Fa-f:.]+\]$/.test(host) || !host.includes(':')) throw invalid(`${JSON.stringify(host)} is not an IPv6 address`)
+  } else if (!/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/.test(host)) {
+    throw invalid(`${JSON.stringify(host)} is not a valid host name or address`)
+  }
+  if (port === undefined || port === '') throw invalid(`${JSON.stringify(text)} has no port; expected ${form}`)
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw invalid(`port ${JSON.stringify(port)} in ${JSON.stringify(text)} is not a number from 1 to 65535`)
+  return `${host}:${Number(port)}`
+}
+
+/**
+ * The etcd key prefix: `--etcd-prefix`, then `$TORUS_ETCD_PREFIX`, then `torus/`. It is used
+ * exactly as given (etcd prefixes are raw bytes), so it must be non-empty and printable.
+ */
+export function resolveEtcdPrefix(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const fromFlag = flag !== undefined
+  const prefix = flag ?? nonEmpty(env.TORUS_ETCD_PREFIX) ?? DEFAULT_ETCD_PREFIX
+  const what = fromFlag ? '--etcd-prefix' : 'TORUS_ETCD_PREFIX'
+  if (prefix === '') throw new UsageError(`${what} must not be empty (the default is ${DEFAULT_ETCD_PREFIX})`)
+  if (/[\s\u0000-\u001f\u007f]/.test(prefix)) throw new UsageError(`${what} ${JSON.stringify(prefix)} must not contain whitespace or control characters`)
+  return prefix
 }
 
 interface ConfigFile {

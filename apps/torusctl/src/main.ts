@@ -1,24 +1,43 @@
+import { isTorusError, type RingType } from '@torus/core'
 import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import { ApiError, TorusClient } from './client.js'
+import type { ClusterBackend } from './backend.js'
 import { init } from './commands/init.js'
-import { volumeCreateBlock, volumeDelete, volumeList } from './commands/volume.js'
-import { configPath, DEFAULT_ENDPOINT, resolveEndpoint, UsageError } from './endpoint.js'
-import type { OutputFormat } from './output.js'
-import { VERSION } from './version.js'
+import { listPeers, peerAdd, peerRemove } from './commands/peer.js'
+import { ringGet, ringSetReplication, ringSetType } from './commands/ring.js'
 import { status } from './commands/status.js'
+import { volumeCreateBlock, volumeDelete, volumeList } from './commands/volume.js'
+import { connect } from './connect.js'
+import { configPath, DEFAULT_ENDPOINT, DEFAULT_ETCD_PREFIX, resolveEndpoint, resolveEtcdPrefix, UsageError } from './endpoint.js'
+import type { CommandContext, OutputFormat } from './output.js'
+import { VERSION } from './version.js'
 
 // Exit codes: 0 success, 1 the operation failed, 2 bad usage.
 interface Global {
   endpoint?: string | undefined
+  'etcd-prefix'?: string | undefined
   output: OutputFormat
 }
 
-function run(action: (client: TorusClient, args: Global) => Promise<string>) {
+const RING_TYPES = ['ketama', 'mod', 'single'] as const
+
+function run(action: (backend: ClusterBackend, ctx: CommandContext) => Promise<string>) {
   return async (argv: object): Promise<void> => {
     const args = argv as Global
-    const client = new TorusClient(resolveEndpoint(args.endpoint))
-    process.stdout.write(await action(client, args))
+    const endpoint = resolveEndpoint(args.endpoint)
+    if (endpoint.kind === 'torus' && args['etcd-prefix'] !== undefined) {
+      throw new UsageError(`--etcd-prefix applies to etcd endpoints only; ${endpoint.raw} is a torusd`)
+    }
+    const etcdPrefix = endpoint.kind === 'etcd' ? resolveEtcdPrefix(args['etcd-prefix']) : DEFAULT_ETCD_PREFIX
+    const backend = await connect(endpoint, { etcdPrefix })
+    let out: string
+    try {
+      out = await action(backend, { output: args.output, now: Date.now })
+    } finally {
+      // A failure to close must not hide the command's own result or error.
+      await backend.close().catch(() => {})
+    }
+    process.stdout.write(out)
   }
 }
 
@@ -27,7 +46,7 @@ function fail(err: unknown): never {
     process.stderr.write(`torusctl: ${err.message}\n`)
     process.exit(2)
   }
-  if (err instanceof ApiError) {
+  if (isTorusError(err)) {
     process.stderr.write(`torusctl: ${err.message}\n`)
     process.exit(1)
   }
@@ -43,37 +62,92 @@ function volumeCommands(y: Argv<Global>): Argv<Global> {
       (c) =>
         c
           .positional('NAME', { type: 'string', demandOption: true, describe: 'volume name (also the NBD export name)' })
-          .positional('SIZE', { type: 'string', demandOption: true, describe: 'size, e.g. 1GiB, 256MiB' }),
-      (a) => run((client, g) => volumeCreateBlock(client, a.NAME, a.SIZE, g.output))(a),
+          .positional('SIZE', { type: 'string', demandOption: true, describe: 'size, e.g. 1GiB, 256MiB' })
+          .example('$0 volume create-block pad 1GiB', 'a 1 GiB volume named pad'),
+      (a) => run((b, ctx) => volumeCreateBlock(b, a.NAME, a.SIZE, ctx))(a),
     )
-    .command('list', 'List volumes', {}, (a) => run((client, g) => volumeList(client, g.output))(a))
+    .command('list', 'List volumes', (c) => c.example('$0 -o json volume list', 'as JSON'), (a) => run((b, ctx) => volumeList(b, ctx))(a))
     .command(
       'delete NAME',
-      'Delete a volume and free its space',
+      'Delete a volume and free its space (refused while it is in use)',
       (c) => c.positional('NAME', { type: 'string', demandOption: true }),
-      (a) => run((client, g) => volumeDelete(client, a.NAME, g.output))(a),
+      (a) => run((b, ctx) => volumeDelete(b, a.NAME, ctx))(a),
     )
     .demandCommand(1, 'volume: name a subcommand (create-block, list, delete)')
+}
+
+function peerCommands(y: Argv<Global>): Argv<Global> {
+  return y
+    .command(
+      'add [UUID..]',
+      'Add peers to the ring (weighted by the capacity they report); new ring version',
+      (c) =>
+        c
+          .positional('UUID', { type: 'string', array: true, describe: 'peer UUIDs, as list-peers shows them' })
+          .option('all-peers', { type: 'boolean', default: false, describe: 'add every alive peer that is not in the ring yet' })
+          .example('$0 -C 10.0.0.1:2379 peer add --all-peers', 'add every alive peer')
+          .example('$0 peer add 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'add one peer by UUID'),
+      (a) => run((b, ctx) => peerAdd(b, { uuids: (a.UUID ?? []).map(String), allPeers: a['all-peers'] }, ctx))(a),
+    )
+    .command(
+      'remove <UUID..>',
+      'Remove peers from the ring (their blocks move to the other members); new ring version',
+      (c) =>
+        c.positional('UUID', { type: 'string', array: true, demandOption: true, describe: 'peer UUIDs' }).example('$0 peer remove 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'take one peer out'),
+      (a) => run((b, ctx) => peerRemove(b, (a.UUID ?? []).map(String), ctx))(a),
+    )
+    .demandCommand(1, 'peer: name a subcommand (add, remove)')
+}
+
+function ringCommands(y: Argv<Global>): Argv<Global> {
+  return y
+    .command('get', 'Show the ring: version, type, replication and members', (c) => c.example('$0 ring get -o json', 'as JSON'), (a) => run(ringGet)(a))
+    .command(
+      'set-type TYPE',
+      'Change the ring type (ketama: weighted consistent hashing; mod: hash mod N; single: one peer)',
+      (c) => c.positional('TYPE', { choices: RING_TYPES, demandOption: true }).example('$0 ring set-type ketama', 'weighted placement'),
+      (a) => run((b, ctx) => ringSetType(b, a.TYPE as RingType, ctx))(a),
+    )
+    .command(
+      'set-replication N',
+      'Change how many peers hold each block (1-16)',
+      (c) => c.positional('N', { type: 'number', demandOption: true, describe: 'copies of each block' }).example('$0 ring set-replication 3', 'three copies'),
+      (a) => run((b, ctx) => ringSetReplication(b, a.N, ctx))(a),
+    )
+    .demandCommand(1, 'ring: name a subcommand (get, set-type, set-replication)')
 }
 
 async function main(): Promise<void> {
   await yargs(hideBin(process.argv))
     .scriptName('torusctl')
-    .usage(`$0 [-C ENDPOINT] <command>\n\nAdministers a Torus cluster. ENDPOINT is torus://HOST:PORT (a torusd's peer address); default $TORUS_ENDPOINT, then ${configPath()}, then ${DEFAULT_ENDPOINT}.`)
-    .option('endpoint', { alias: 'C', type: 'string', describe: 'torus://HOST:PORT of a torusd' })
+    .usage(
+      `$0 [-C ENDPOINT] [--etcd-prefix PREFIX] <command>\n\nAdministers a Torus cluster. ENDPOINT is HOST:PORT[,HOST:PORT...] or etcd://HOST:PORT[,...] for a cluster in etcd, or torus://HOST:PORT for a single torusd (its peer address); default $TORUS_ENDPOINT, then ${configPath()}, then ${DEFAULT_ENDPOINT}.`,
+    )
+    .option('endpoint', { alias: 'C', type: 'string', describe: 'etcd HOST:PORT[,HOST:PORT...] / etcd://..., or torus://HOST:PORT of a torusd' })
+    .option('etcd-prefix', { type: 'string', describe: `key prefix of the cluster in etcd (env TORUS_ETCD_PREFIX; default ${DEFAULT_ETCD_PREFIX})` })
     .option('output', { alias: 'o', choices: ['table', 'json'] as const, default: 'table' as OutputFormat, describe: 'Result format' })
     .command(
       'init',
       'Format a new cluster (a single embedded node formats itself on first start)',
       (c) =>
         c
-          .option('block-size', { type: 'string', describe: 'block size, e.g. 512KiB (default: the daemon\'s --block-size)' })
-          .option('replication', { type: 'number', describe: 'default replication for new volumes' })
-          .option('ring-type', { choices: ['ketama', 'mod', 'single'], describe: 'ring type' }),
-      (a) => run((client, g) => init(client, { blockSize: a['block-size'], replication: a.replication, ringType: a['ring-type'] }, g.output))(a),
+          .option('block-size', { type: 'string', describe: 'block size, e.g. 512KiB (etcd default 512KiB; a torusd uses its --block-size)' })
+          .option('replication', { type: 'number', describe: 'default replication for new volumes (etcd default 2)' })
+          .option('ring-type', { choices: RING_TYPES, describe: 'ring type (etcd default ketama)' })
+          .example('$0 -C 127.0.0.1:2379 init', 'a cluster in etcd: 512KiB blocks, replication 2, ketama')
+          .example('$0 -C 127.0.0.1:2379 init --replication 3', 'three copies of each block'),
+      (a) => run((b, ctx) => init(b, { blockSize: a['block-size'], replication: a.replication, ringType: a['ring-type'] }, ctx))(a),
     )
     .command('volume', 'Create, list and delete volumes', volumeCommands)
-    .command('status', 'Show the daemon: peer, addresses, capacity and usage, open volumes', {}, (a) => run((client, g) => status(client, g.output))(a))
+    .command(
+      'list-peers',
+      'List peers: address, UUID, size, used, ring membership (OK/Avail/DOWN), last heartbeat, rebalance/repair rates; then whether the ring is balanced',
+      (c) => c.example('$0 -C 127.0.0.1:2379 list-peers', 'the peers of a cluster in etcd'),
+      (a) => run(listPeers)(a),
+    )
+    .command('peer', 'Add peers to the ring or remove them', peerCommands)
+    .command('ring', 'Show or change the ring (placement of blocks on peers)', ringCommands)
+    .command('status', 'A torusd: its peer, addresses, capacity, usage and open volumes. etcd: a cluster summary', {}, (a) => run(status)(a))
     .completion('completion', 'Print a bash completion script')
     .demandCommand(1, 'name a command')
     .strict()

@@ -14,3 +14,10 @@ export function renderTable(header: string[], rows: string[][]): string {
 export function renderJson(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`
 }
+
+/** What every command gets besides its backend and arguments. */
+export interface CommandContext {
+  output: OutputFormat
+  /** Current time in ms, for relative ages ("2 seconds ago"). */
+  now: () => number
+}

@@ -1,36 +1,38 @@
-import { formatSize, parseSize } from '@torus/core'
-import { ApiError, type TorusClient } from '../client.js'
-import { UsageError } from '../endpoint.js'
-import { renderJson, type OutputFormat } from '../output.js'
+import { formatSize, isTorusError, parseSize, TorusError, validateBlockSize, validateReplication } from '@torus/core'
+import type { ClusterConfig, RingType } from '@torus/core'
+import type { ClusterBackend, InitRequest } from '../backend.js'
+import { usage } from '../endpoint.js'
+import { renderJson, type CommandContext } from '../output.js'
 
 export interface InitOptions {
   blockSize?: string | undefined
   replication?: number | undefined
-  ringType?: string | undefined
+  ringType?: RingType | undefined
 }
 
-export async function init(client: TorusClient, options: InitOptions, output: OutputFormat): Promise<string> {
-  let blockSizeBytes: number | undefined
-  if (options.blockSize !== undefined) {
-    try {
-      blockSizeBytes = parseSize(options.blockSize)
-    } catch (err) {
-      throw new UsageError(`--block-size: ${(err as Error).message}`)
-    }
-  }
+/**
+ * Writes the cluster config once. Defaults come from the backend: an etcd cluster takes 512KiB,
+ * replication 2, ketama; a torusd its own (a single node formats itself with replication 1).
+ * A second init changes nothing and fails (exit 1) with the settings already in force.
+ */
+export async function init(backend: ClusterBackend, options: InitOptions, ctx: CommandContext): Promise<string> {
+  const request: InitRequest = {}
+  if (options.blockSize !== undefined) request.blockSizeBytes = usage('--block-size', () => validateBlockSize(parseSize(options.blockSize!)))
+  if (options.replication !== undefined) request.replication = usage('--replication', () => validateReplication(options.replication))
+  if (options.ringType !== undefined) request.ringType = options.ringType
   try {
-    const config = await client.initCluster({
-      ...(blockSizeBytes === undefined ? {} : { blockSizeBytes }),
-      ...(options.replication === undefined ? {} : { replication: options.replication }),
-      ...(options.ringType === undefined ? {} : { ringType: options.ringType }),
-    })
-    return output === 'json' ? renderJson(config) : `initialised cluster: block size ${formatSize(config.blockSizeBytes)}, replication ${config.replication}, ring ${config.ringType}\n`
+    const config = await backend.initCluster(request)
+    return ctx.output === 'json' ? renderJson(config) : `initialised cluster: ${describeCluster(config)}\n`
   } catch (err) {
-    if (err instanceof ApiError && err.code === 'TORUS_ALREADY_EXISTS') {
-      const current = await client.getCluster().catch(() => undefined)
-      const what = current === undefined ? '' : ` (block size ${formatSize(current.blockSizeBytes)}, replication ${current.replication}, ring ${current.ringType})`
-      throw new ApiError(`cluster already initialised${what}; nothing changed`, err.code)
+    if (isTorusError(err, 'TORUS_ALREADY_EXISTS')) {
+      const current = await backend.getCluster().catch(() => undefined)
+      const what = current === undefined ? '' : ` (${describeCluster(current)})`
+      throw new TorusError('TORUS_ALREADY_EXISTS', `cluster already initialised${what}; nothing changed`, { cause: err })
     }
     throw err
   }
+}
+
+export function describeCluster(config: ClusterConfig): string {
+  return `block size ${formatSize(config.blockSizeBytes)}, replication ${config.replication}, ring ${config.ringType}`
 }

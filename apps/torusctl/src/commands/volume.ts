@@ -1,18 +1,18 @@
 import { formatSize, parseSize, validateVolumeSize, VOLUME_NAME_RE } from '@torus/core'
-import type { TorusClient } from '../client.js'
+import type { ClusterBackend } from '../backend.js'
 import { UsageError } from '../endpoint.js'
-import { renderJson, renderTable, type OutputFormat } from '../output.js'
+import { renderJson, renderTable, type CommandContext } from '../output.js'
 
-export async function volumeList(client: TorusClient, output: OutputFormat): Promise<string> {
-  const volumes = await client.listVolumes()
-  if (output === 'json') return renderJson(volumes)
+export async function volumeList(backend: ClusterBackend, ctx: CommandContext): Promise<string> {
+  const volumes = await backend.listVolumes()
+  if (ctx.output === 'json') return renderJson(volumes)
   return renderTable(
     ['VOLUME NAME', 'SIZE', 'TYPE'],
     volumes.map((v) => [v.name, formatSize(v.sizeBytes), v.type]),
   )
 }
 
-export async function volumeCreateBlock(client: TorusClient, name: string, size: string, output: OutputFormat): Promise<string> {
+export async function volumeCreateBlock(backend: ClusterBackend, name: string, size: string, ctx: CommandContext): Promise<string> {
   checkName(name)
   let sizeBytes: number
   try {
@@ -20,14 +20,14 @@ export async function volumeCreateBlock(client: TorusClient, name: string, size:
   } catch (err) {
     throw new UsageError((err as Error).message)
   }
-  const info = await client.createVolume(name, sizeBytes)
-  return output === 'json' ? renderJson(info) : `created block volume ${info.name} (${formatSize(info.sizeBytes)})\n`
+  const info = await backend.createVolume(name, sizeBytes)
+  return ctx.output === 'json' ? renderJson(info) : `created block volume ${info.name} (${formatSize(info.sizeBytes)})\n`
 }
 
-export async function volumeDelete(client: TorusClient, name: string, output: OutputFormat): Promise<string> {
+export async function volumeDelete(backend: ClusterBackend, name: string, ctx: CommandContext): Promise<string> {
   checkName(name)
-  const info = await client.deleteVolume(name)
-  return output === 'json' ? renderJson(info) : `deleted volume ${info.name}\n`
+  const info = await backend.deleteVolume(name)
+  return ctx.output === 'json' ? renderJson(info) : `deleted volume ${info.name}\n`
 }
 
 function checkName(name: string): void {
