@@ -95,22 +95,42 @@ describe.skipIf(!haveEtcd)('tools/cluster CLI (needs etcd)', () => {
     expectGone(state)
   })
 
-  it('up --foreground tears everything down on SIGINT', async () => {
-    const dir = newDir()
+  /** Starts `up --foreground` and resolves once it printed its summary. */
+  async function foreground(dir: string) {
     const child = spawn(process.execPath, [tool, 'up', '--foreground', '--nodes', '1', '--size', '256MiB', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
     child.stderr.on('data', (d: Buffer) => (out += d.toString()))
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    for (let i = 0; i < 600 && !out.includes('Ctrl-C stops the cluster') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100))
+    return { child, exited, output: () => out }
+  }
+
+  it('up --foreground tears everything down on SIGINT', async () => {
+    const dir = newDir()
+    const { child, exited, output } = await foreground(dir)
     try {
-      for (let i = 0; i < 600 && !out.includes('Ctrl-C stops the cluster'); i++) {
-        if (child.exitCode !== null) break
-        await new Promise((r) => setTimeout(r, 100))
-      }
-      expect(out).toContain('Ctrl-C stops the cluster')
+      expect(output()).toContain('Ctrl-C stops the cluster')
       const state = JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as State
       child.kill('SIGINT')
-      expect(await exited, out).toBe(0)
+      expect(await exited, output()).toBe(0)
+      expect(output()).toMatch(/SIGINT: stopping the cluster/)
+      expectGone(state)
+    } finally {
+      child.kill('SIGKILL')
+    }
+  })
+
+  it('down stops a cluster that up --foreground runs, through the foreground tool', async () => {
+    const dir = newDir()
+    const { child, exited, output } = await foreground(dir)
+    try {
+      expect(output()).toContain('Ctrl-C stops the cluster')
+      const state = JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as State
+      const down = await cli('down', '--dir', dir)
+      expect(down.code, down.stderr).toBe(0)
+      expect(down.stderr).toMatch(/asking the foreground tool/)
+      expect(await exited, output()).toBe(0)
       expectGone(state)
     } finally {
       child.kill('SIGKILL')
