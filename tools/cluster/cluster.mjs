@@ -701,8 +701,6 @@ function parseCli(argv) {
 
 function summary(cluster) {
   const o = cluster.options
-  const ctl = `node ${TORUSCTL_MAIN}`
-  const prefixFlag = ` --etcd-prefix ${cluster.prefix}`
   const lines = [
     `Torus cluster up: etcd + ${o.nodes} torusd (${o.size} each, replication ${o.replication}, ring ${o.ringType}, lease TTL ${o.leaseTtl}s, prefix ${cluster.prefix})`,
     `  dir    ${cluster.dir}  (cluster.json, *.log, node data dirs)`,
@@ -710,8 +708,8 @@ function summary(cluster) {
     ...cluster.nodes.map((n) => `  node${n.index}  pid ${n.pid}  nbd 127.0.0.1:${n.ports.nbd}  http ${n.httpUrl}  peer ${n.peerAddress}`),
     '',
     'Try:',
-    `  export TORUS_ENDPOINT=${cluster.etcd.endpoint}`,
-    `  alias torusctl='${ctl}${prefixFlag}'`,
+    `  export TORUS_ENDPOINT=${cluster.etcd.endpoint} TORUS_ETCD_PREFIX=${cluster.prefix}`,
+    `  export PATH=${path.join(root, 'bin')}:$PATH`,
     '  torusctl list-peers',
     '  torusctl volume create-block pad 1GiB',
     ...(cluster.nodes.length > 0 ? [`  nbdinfo ${cluster.nodes[0].nbdUri('pad')}`, `  curl -s ${cluster.nodes[0].httpUrl}/api/v1/status`] : []),
