@@ -25,3 +25,21 @@ export async function withInstance<T, R>(harness: Harness<T>, fn: (instance: T) 
     await harness.destroy(instance)
   }
 }
+
+/**
+ * Re-runs `check` (which throws while its condition does not hold yet) every `stepMs` until it
+ * passes or `ms` have gone by, then rethrows its last error. For asynchronous deliveries
+ * (watches, heartbeats) whose timing a test must not guess.
+ */
+export async function eventually(check: () => void | Promise<void>, ms = 10_000, stepMs = 25): Promise<void> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    try {
+      await check()
+      return
+    } catch (err) {
+      if (Date.now() > deadline) throw err
+      await new Promise((resolve) => setTimeout(resolve, stepMs))
+    }
+  }
+}

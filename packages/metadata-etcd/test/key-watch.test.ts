@@ -6,23 +6,11 @@ import { randomUUID } from 'node:crypto'
 import { Etcd3 } from 'etcd3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { silentLogger, type RingDescriptor } from '@torus/core'
+import { eventually } from '@torus/conformance'
 import { EtcdMetadataStore } from '../src/index.js'
 import { KeyWatch } from '../src/key-watch.js'
 
 const endpoints = (process.env.TORUS_ETCD_ENDPOINTS ?? '').split(',').map((h) => h.trim()).filter((h) => h !== '')
-
-async function eventually(check: () => void, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    try {
-      check()
-      return
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await new Promise((resolve) => setTimeout(resolve, 25))
-    }
-  }
-}
 
 describe.skipIf(endpoints.length === 0)('KeyWatch against etcd', () => {
   let client: Etcd3

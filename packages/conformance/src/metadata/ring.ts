@@ -2,6 +2,7 @@
 // version; watchers see every change, in order, without duplicates. Method: CAS races, watches.
 import { describe, expect, it } from 'vitest'
 import type { RingDescriptor } from '@torus/core'
+import { eventually } from '../harness.js'
 import { CLUSTER, settle, useStore, type SuiteContext } from './context.js'
 
 const A = '00000000-0000-4000-8000-00000000000a'
@@ -10,20 +11,6 @@ const C = '00000000-0000-4000-8000-00000000000c'
 
 function ring(version: number, members: string[], overrides: Partial<RingDescriptor> = {}): RingDescriptor {
   return { version, type: 'ketama', replication: 2, members: members.map((peer) => ({ peer, weight: 1024 })), ...overrides }
-}
-
-/** Waits (polling, up to `ms`) until `check` passes. */
-async function eventually(check: () => void, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    try {
-      check()
-      return
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-  }
 }
 
 export function describeRing({ harness, supports }: SuiteContext): void {
