@@ -1,0 +1,164 @@
+// The local cluster tool leaves nothing behind. Runs the CLI as a user would (`up`, `status`,
+// `down`, `up --foreground` + Ctrl-C, and an `up` that fails half-way) and then checks that no
+// recorded process is alive and that neither its --dir nor etcd's /dev/shm data dir is left.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterEach, describe, expect, it } from 'vitest'
+import { runCommand } from '../cluster.mjs'
+
+const tool = path.join(path.dirname(fileURLToPath(import.meta.url)), '../cluster.mjs')
+const haveEtcd = (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, 'etcd')))
+if (!haveEtcd && process.env.TORUS_REQUIRE_INTEROP === '1') throw new Error('TORUS_REQUIRE_INTEROP=1 but etcd is not installed (apt-get install etcd-server)')
+
+interface State {
+  dir: string
+  etcd: { pid: number; dataDir: string; marker: string }
+  nodes: Array<{ pid: number; dataDir: string; marker: string }>
+}
+
+const cli = (...args: string[]) => runCommand(process.execPath, [tool, ...args], { timeoutMs: 90_000 })
+
+/** Whether `pid` still runs with `marker` in its command line (a reused PID does not count). */
+function alive(pid: number, marker: string): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    if (/^\S+ \(.*\) Z/.test(stat)) return false
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker)
+  } catch {
+    return false
+  }
+}
+
+function expectGone(state: State): void {
+  for (const p of [state.etcd, ...state.nodes]) expect(alive(p.pid, p.marker), `pid ${p.pid} (${p.marker}) still running`).toBe(false)
+  expect(fs.existsSync(state.dir), state.dir).toBe(false)
+  expect(fs.existsSync(state.etcd.dataDir), state.etcd.dataDir).toBe(false)
+  for (const n of state.nodes) expect(fs.existsSync(n.dataDir)).toBe(false)
+}
+
+let parent: string
+const leftovers: string[] = []
+afterEach(async () => {
+  // A failed test must not leave a cluster running: `down` whatever is still recorded.
+  for (const dir of leftovers.splice(0)) if (fs.existsSync(path.join(dir, 'cluster.json'))) await cli('down', '--dir', dir, '--grace', '2')
+  if (parent !== undefined) fs.rmSync(parent, { recursive: true, force: true })
+})
+
+function newDir(): string {
+  parent = fs.mkdtempSync(path.join(os.tmpdir(), 'torus-cluster-tool-'))
+  const dir = path.join(parent, 'c')
+  leftovers.push(dir)
+  return dir
+}
+
+describe.skipIf(!haveEtcd)('tools/cluster CLI (needs etcd)', () => {
+  it('up --nodes 1 starts a ready node; status reports it; down leaves no process, dir or /dev/shm dir', async () => {
+    const dir = newDir()
+    const up = await cli('up', '--nodes', '1', '--size', '256MiB', '--lease-ttl', '3', '--dir', dir)
+    expect(up.code, up.stderr).toBe(0)
+    expect(up.stdout).toMatch(/export TORUS_ENDPOINT=127\.0\.0\.1:\d+/)
+    expect(up.stdout).toMatch(/nbdinfo nbd:\/\/127\.0\.0\.1:\d+\/pad/)
+    const state = JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as State
+    expect(state.nodes).toHaveLength(1)
+    expect(state.etcd.dataDir.startsWith('/dev/shm/')).toBe(true)
+    expect(alive(state.etcd.pid, state.etcd.marker)).toBe(true)
+    expect(alive(state.nodes[0]!.pid, state.nodes[0]!.marker)).toBe(true)
+    expect(fs.readFileSync(path.join(dir, 'node0.log'), 'utf8')).toMatch(/"msg":"torusd ready"/)
+
+    const status = await cli('status', '--dir', dir, '--json')
+    expect(status.code, status.stdout + status.stderr).toBe(0)
+    const s = JSON.parse(status.stdout) as { processes: Array<{ name: string; alive: boolean; healthy: boolean }> }
+    expect(s.processes.map((p) => [p.name, p.alive, p.healthy])).toEqual([['etcd', true, true], ['node0', true, true]])
+
+    const down = await cli('down', '--dir', dir)
+    expect(down.code, down.stderr).toBe(0)
+    expectGone(state)
+    // Nothing recorded any more.
+    const after = await cli('status', '--dir', dir)
+    expect(after.code).toBe(1)
+    expect(after.stderr).toMatch(/no cluster recorded/)
+  })
+
+  it('status exits 3 when a recorded process died', async () => {
+    const dir = newDir()
+    expect((await cli('up', '--nodes', '0', '--no-init', '--dir', dir)).code).toBe(0)
+    const state = JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as State
+    process.kill(state.etcd.pid, 'SIGKILL')
+    for (let i = 0; i < 50 && alive(state.etcd.pid, state.etcd.marker); i++) await new Promise((r) => setTimeout(r, 100))
+    const status = await cli('status', '--dir', dir)
+    expect(status.code).toBe(3)
+    expect(status.stdout).toMatch(/etcd\s+\d+\s+DOWN/)
+    expect((await cli('down', '--dir', dir)).code).toBe(0)
+    expectGone(state)
+  })
+
+  /** Starts `up --foreground` and resolves once it printed its summary. */
+  async function foreground(dir: string) {
+    const child = spawn(process.execPath, [tool, 'up', '--foreground', '--nodes', '1', '--size', '256MiB', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    for (let i = 0; i < 600 && !out.includes('Ctrl-C stops the cluster') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100))
+    return { child, exited, output: () => out }
+  }
+
+  it('up --foreground tears everything down on SIGINT', async () => {
+    const dir = newDir()
+    const { child, exited, output } = await foreground(dir)
+    try {
+      expect(output()).toContain('Ctrl-C stops the cluster')
+      const state = JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as State
+      child.kill('SIGINT')
+      expect(await exited, output()).toBe(0)
+      expect(output()).toMatch(/SIGINT: stopping the cluster/)
+      expectGone(state)
+    } finally {
+      child.kill('SIGKILL')
+    }
+  })
+
+  it('down stops a cluster that up --foreground runs, through the foreground tool', async () => {
+    const dir = newDir()
+    const { child, exited, output } = await foreground(dir)
+    try {
+      expect(output()).toContain('Ctrl-C stops the cluster')
+      const state = JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as State
+      const down = await cli('down', '--dir', dir)
+      expect(down.code, down.stderr).toBe(0)
+      expect(down.stderr).toMatch(/asking the foreground tool/)
+      expect(await exited, output()).toBe(0)
+      expectGone(state)
+    } finally {
+      child.kill('SIGKILL')
+    }
+  })
+
+  it('a failing step tears down what it started and exits 1 with the reason', async () => {
+    const dir = newDir()
+    // torusd refuses a 1 MiB pool, after etcd is up and the cluster is formatted.
+    const up = await cli('up', '--nodes', '1', '--size', '1MiB', '--dir', dir)
+    expect(up.code).toBe(1)
+    expect(up.stderr).toMatch(/cluster: node0 exited \(exit code 2\) before logging/)
+    expect(up.stderr).toMatch(/too small/)
+    const torn = /torn down: stopped etcd \(pid (\d+)\); removed (\S+) and (\/dev\/shm\/torus-cluster-etcd-\w+)/.exec(up.stderr)
+    expect(torn, up.stderr).not.toBeNull()
+    expect(alive(Number(torn![1]), torn![3]!)).toBe(false)
+    expect(fs.existsSync(torn![2]!)).toBe(false)
+    expect(fs.existsSync(torn![3]!)).toBe(false)
+    expect(fs.existsSync(dir)).toBe(false)
+  })
+
+  it('up refuses a non-empty --dir it did not create', async () => {
+    const dir = newDir()
+    fs.mkdirSync(dir, { recursive: true })
+    fs.writeFileSync(path.join(dir, 'precious.txt'), 'keep me')
+    const up = await cli('up', '--nodes', '0', '--dir', dir)
+    expect(up.code).toBe(1)
+    expect(up.stderr).toMatch(/exists and is not empty/)
+    expect(fs.readFileSync(path.join(dir, 'precious.txt'), 'utf8')).toBe('keep me')
+  })
+})
