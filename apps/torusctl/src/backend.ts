@@ -26,6 +26,8 @@ export interface ClusterBackend {
   deleteVolume(name: string): Promise<VolumeInfo>
   /** Every peer that ever reported (alive or not), sorted by id. */
   listPeers(): Promise<PeerStatus[]>
+  /** Drops a down peer's record. TORUS_NOT_FOUND when unknown; TORUS_LOCKED while it is alive. */
+  forgetPeer(id: string): Promise<void>
   /** The ring; version 0 with no members before the first change. TORUS_NOT_INITIALIZED before `init`. */
   getRing(): Promise<RingDescriptor>
   /**

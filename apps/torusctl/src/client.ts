@@ -51,6 +51,10 @@ export class TorusClient {
   }
 
   /** Every peer that ever reported, with liveness. */
+  forgetPeer(id: string): Promise<unknown> {
+    return this.#call('DELETE', `/v1/peers/${encodeURIComponent(id)}`)
+  }
+
   listPeers(): Promise<PeerStatus[]> {
     return this.#call('GET', '/v1/peers')
   }

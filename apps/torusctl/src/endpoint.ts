@@ -1,3 +1,4 @@
+import { normalizeEtcdPrefix } from '@torus/core'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -98,16 +99,18 @@ function parseHostPort(text: string, invalid: (why: string) => UsageError, form:
 }
 
 /**
- * The etcd key prefix: `--etcd-prefix`, then `$TORUS_ETCD_PREFIX`, then `torus/`. It is used
- * exactly as given (etcd prefixes are raw bytes), so it must be non-empty and printable.
+ * The etcd key prefix: `--etcd-prefix`, then `$TORUS_ETCD_PREFIX`, then `torus/`, checked by the
+ * same rule torusd uses (core's normalizeEtcdPrefix: a trailing `/` is added when missing).
  */
 export function resolveEtcdPrefix(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   const fromFlag = flag !== undefined
   const prefix = flag ?? nonEmpty(env.TORUS_ETCD_PREFIX) ?? DEFAULT_ETCD_PREFIX
   const what = fromFlag ? '--etcd-prefix' : 'TORUS_ETCD_PREFIX'
-  if (prefix === '') throw new UsageError(`${what} must not be empty (the default is ${DEFAULT_ETCD_PREFIX})`)
-  if (/[\s\u0000-\u001f\u007f]/.test(prefix)) throw new UsageError(`${what} ${JSON.stringify(prefix)} must not contain whitespace or control characters`)
-  return prefix
+  try {
+    return normalizeEtcdPrefix(prefix)
+  } catch (err) {
+    throw new UsageError(`${what}: ${(err as Error).message}`)
+  }
 }
 
 interface ConfigFile {

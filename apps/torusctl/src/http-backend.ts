@@ -49,6 +49,10 @@ export class HttpBackend implements ClusterBackend {
     return this.#ring(await this.client.getRing())
   }
 
+  async forgetPeer(id: string): Promise<void> {
+    await this.client.forgetPeer(id)
+  }
+
   async setRing(next: RingDescriptor): Promise<RingDescriptor> {
     return this.#ring(await this.client.setRing(next))
   }

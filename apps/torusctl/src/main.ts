@@ -3,7 +3,7 @@ import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import type { ClusterBackend } from './backend.js'
 import { init } from './commands/init.js'
-import { listPeers, peerAdd, peerRemove } from './commands/peer.js'
+import { listPeers, peerAdd, peerForget, peerRemove } from './commands/peer.js'
 import { ringGet, ringSetReplication, ringSetType } from './commands/ring.js'
 import { status } from './commands/status.js'
 import { volumeCreateBlock, volumeDelete, volumeList } from './commands/volume.js'
@@ -96,7 +96,13 @@ function peerCommands(y: Argv<Global>): Argv<Global> {
         c.positional('UUID', { type: 'string', array: true, demandOption: true, describe: 'peer UUIDs' }).example('$0 peer remove 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'take one peer out'),
       (a) => run((b, ctx) => peerRemove(b, (a.UUID ?? []).map(String), ctx))(a),
     )
-    .demandCommand(1, 'peer: name a subcommand (add, remove)')
+    .command(
+      'forget <UUID..>',
+      'Drop the records of decommissioned (DOWN, not in the ring) peers from list-peers',
+      (c) => c.positional('UUID', { type: 'string', array: true, demandOption: true, describe: 'peer UUIDs' }).example('$0 peer forget 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'forget a retired peer'),
+      (a) => run((b, ctx) => peerForget(b, (a.UUID ?? []).map(String), ctx))(a),
+    )
+    .demandCommand(1, 'peer: name a subcommand (add, remove, forget)')
 }
 
 function ringCommands(y: Argv<Global>): Argv<Global> {

@@ -73,6 +73,10 @@ export class MetadataBackend implements ClusterBackend {
     return this.#call(() => this.#store.listPeers())
   }
 
+  forgetPeer(id: string): Promise<void> {
+    return this.#call(() => this.#store.forgetPeer(id))
+  }
+
   getRing(): Promise<RingDescriptor> {
     return this.#call(async () => {
       const ring = await this.#store.getRing()

@@ -74,10 +74,15 @@ describe('resolveEtcdPrefix', () => {
     expect(resolveEtcdPrefix(undefined, {})).toBe(DEFAULT_ETCD_PREFIX)
     expect(DEFAULT_ETCD_PREFIX).toBe('torus/')
   })
-  it('rejects empty prefixes and whitespace as usage errors', () => {
-    expect(() => resolveEtcdPrefix('', {})).toThrow(/--etcd-prefix must not be empty/)
-    expect(() => resolveEtcdPrefix('a b/', {})).toThrow(UsageError)
+  it('rejects empty, oversized and odd prefixes as usage errors, with the rule torusd uses', () => {
+    expect(() => resolveEtcdPrefix('', {})).toThrow(/--etcd-prefix: invalid etcd prefix ""/)
+    for (const bad of ['a b/', '/abs/', 'a//b/', 'x'.repeat(129), 'caf\u00e9/']) expect(() => resolveEtcdPrefix(bad, {}), bad).toThrow(UsageError)
     expect(() => resolveEtcdPrefix(undefined, { TORUS_ETCD_PREFIX: 'x\ty' })).toThrow(/TORUS_ETCD_PREFIX/)
+  })
+
+  it('adds the trailing slash, so "prod" and "prod/" are one cluster', () => {
+    expect(resolveEtcdPrefix('prod', {})).toBe('prod/')
+    expect(resolveEtcdPrefix('prod/', {})).toBe('prod/')
   })
 })
 

@@ -2,7 +2,7 @@
 // with real leases as torusd does, time moves by hand so a lease really expires (DOWN), and the
 // ring changes go through the store's compare-and-swap. Asserts exact table text and JSON shapes.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { listPeers, peerAdd, peerRemove, LIST_PEERS_HEADER } from '../src/commands/peer.js'
+import { listPeers, peerAdd, peerForget, peerRemove, LIST_PEERS_HEADER } from '../src/commands/peer.js'
 import { UsageError } from '../src/endpoint.js'
 import { GiB, MemoryCluster, PEER_A, PEER_B, PEER_C } from './helpers/memory-cluster.js'
 
@@ -185,5 +185,22 @@ describe('peer remove', () => {
     const out = await peerRemove(c.backend, [PEER_A, PEER_B], c.ctx())
     expect(out).toContain('warning: the ring has no members now')
     expect(out.trimEnd().split('\n').at(-1)).toBe('ring version 1 -> 2')
+  })
+})
+
+describe('peer forget', () => {
+  it('drops a DOWN peer that left the ring; refuses a ring member and a live peer', async () => {
+    await c.heartbeat(PEER_A)
+    await c.heartbeat(PEER_B)
+    await peerAdd(c.backend, { uuids: [PEER_A], allPeers: false }, c.ctx())
+    await expect(peerForget(c.backend, [PEER_A], c.ctx())).rejects.toMatchObject({ code: 'TORUS_LOCKED' })
+    await expect(peerForget(c.backend, [PEER_B], c.ctx())).rejects.toMatchObject({ code: 'TORUS_LOCKED' })
+    await peerRemove(c.backend, [PEER_A], c.ctx())
+    c.clock.advance(11_000)
+    expect(await peerForget(c.backend, [PEER_A], c.ctx())).toBe(`forgot peer ${PEER_A}\n`)
+    const remaining = JSON.parse(await listPeers(c.backend, c.ctx('json'))) as { peers: Array<{ id: string }> }
+    expect(remaining.peers.map((p) => p.id)).not.toContain(PEER_A)
+    await expect(peerForget(c.backend, [PEER_C], c.ctx())).rejects.toMatchObject({ code: 'TORUS_NOT_FOUND' })
+    await expect(peerForget(c.backend, ['nope'], c.ctx())).rejects.toBeInstanceOf(UsageError)
   })
 })

@@ -28,6 +28,7 @@ function delegate(inner: ClusterBackend): ClusterBackend {
     createVolume: (n, s) => inner.createVolume(n, s),
     deleteVolume: (n) => inner.deleteVolume(n),
     listPeers: () => inner.listPeers(),
+    forgetPeer: (id) => inner.forgetPeer(id),
     getRing: () => inner.getRing(),
     setRing: (next) => inner.setRing(next),
     close: () => inner.close(),

@@ -1,6 +1,6 @@
 import os from 'node:os'
 import path from 'node:path'
-import { parseSize, validateBlockSize, type LogLevel } from '@torus/core'
+import { normalizeEtcdPrefix, parseSize, validateBlockSize, type LogLevel } from '@torus/core'
 
 /** Everything torusd needs to start, after flags and env vars are merged and validated. */
 export interface DaemonConfig {
@@ -104,9 +104,11 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
   const etcdRaw = flags.etcd ?? (etcdHost === undefined ? undefined : `${etcdHost}:${nonEmpty(env.ETCD_PORT) ?? '2379'}`)
   const etcd = etcdRaw === undefined ? undefined : etcdEndpoints(etcdRaw)
 
-  const etcdPrefix = String(pick(flags.etcdPrefix, 'TORUS_ETCD_PREFIX') ?? DEFAULTS.etcdPrefix)
-  if (!/^[A-Za-z0-9._/-]{1,128}$/.test(etcdPrefix)) {
-    throw new ConfigError(`--etcd-prefix/TORUS_ETCD_PREFIX: ${formatRaw(etcdPrefix)} is not a valid key prefix (use 1-128 letters, digits, '.', '_', '-' or '/')`)
+  let etcdPrefix: string
+  try {
+    etcdPrefix = normalizeEtcdPrefix(String(pick(flags.etcdPrefix, 'TORUS_ETCD_PREFIX') ?? DEFAULTS.etcdPrefix))
+  } catch (err) {
+    throw new ConfigError(`--etcd-prefix/TORUS_ETCD_PREFIX: ${(err as Error).message}`)
   }
 
   const graceRaw = pick(flags.lockGrace, 'TORUS_LOCK_GRACE') ?? DEFAULTS.lockGraceSeconds
@@ -126,7 +128,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     leaseTtlMs: Math.round(ttl * 1000),
     logLevel: logLevel as LogLevel,
     etcd,
-    etcdPrefix: etcdPrefix.endsWith('/') ? etcdPrefix : `${etcdPrefix}/`,
+    etcdPrefix,
     debugInit: flags.debugInit ?? truthy(env.DEBUG_INIT),
     autoJoin: flags.autoJoin ?? truthy(env.AUTO_JOIN),
     lockGraceMs: Math.round(grace * 1000),

@@ -413,6 +413,14 @@ export class Daemon {
       { method: 'DELETE', pattern: /^\/v1\/volumes\/([^/]+)$/, handler: async (_req, res, [name]) => sendJson(res, 200, await this.#volumes!.delete(name!)) },
       { method: 'GET', pattern: /^\/v1\/peers$/, handler: async (_req, res) => sendJson(res, 200, await metadata().listPeers()) },
       {
+        method: 'DELETE',
+        pattern: /^\/v1\/peers\/([^/]+)$/,
+        handler: async (_req, res, [id]) => {
+          await metadata().forgetPeer(decodeURIComponent(id!))
+          sendJson(res, 200, { forgotten: id })
+        },
+      },
+      {
         method: 'GET',
         pattern: /^\/v1\/ring$/,
         handler: async (_req, res) => {

@@ -46,3 +46,18 @@ export function validateReplication(n: unknown): number {
   }
   return n
 }
+
+/**
+ * An etcd key prefix for one cluster: 1-128 of `A-Z a-z 0-9 . _ - /`, not starting with `/`,
+ * always ending in `/` (added when missing, so `prod` and `prod/` name the same cluster and
+ * `prod` cannot also match `production/`). Throws TORUS_INVALID_ARGUMENT.
+ */
+export function normalizeEtcdPrefix(raw: unknown): string {
+  if (typeof raw !== 'string' || !/^[A-Za-z0-9._-][A-Za-z0-9._/-]{0,127}$/.test(raw) || raw.includes('//')) {
+    throw new TorusError(
+      'TORUS_INVALID_ARGUMENT',
+      `invalid etcd prefix ${JSON.stringify(raw)}: use 1-128 letters, digits, '.', '_', '-' or '/', not starting with '/' and without '//'`,
+    )
+  }
+  return raw.endsWith('/') ? raw : `${raw}/`
+}

@@ -498,7 +498,8 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
       },
       onError: (err) => {
         const mapped = mapEtcdError(err)
-        this.logger.warn('ring watch interrupted; resynchronising', { code: mapped.code, err })
+        // The caller's onError decides how loudly to report it.
+        this.logger.debug('ring watch interrupted; resynchronising', { code: mapped.code, err })
         options.onError?.(mapped)
       },
     })

@@ -17,7 +17,11 @@ import {
 export function mapEtcdError(err: unknown, context: { leaseId?: string } = {}): TorusError {
   if (err instanceof TorusError) return err
   const cause = err
-  const message = err instanceof Error ? err.message : String(err)
+  // grpc appends an empty "Resolution note:"; cockatiel's breaker speaks of circuits. Neither helps an operator.
+  const message =
+    err instanceof Error && 'isBrokenCircuitError' in err
+      ? 'recent calls failed, pausing a few seconds before trying again'
+      : (err instanceof Error ? err.message : String(err)).replace(/\s*Resolution note:\s*$/, '')
   if (err instanceof EtcdLeaseInvalidError || message.includes('requested lease not found')) {
     const what = context.leaseId === undefined ? 'lease' : `lease ${context.leaseId}`
     const details = context.leaseId === undefined ? undefined : { leaseId: context.leaseId }

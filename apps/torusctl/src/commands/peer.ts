@@ -123,6 +123,24 @@ export async function peerRemove(backend: ClusterBackend, uuids: readonly string
   return renderUpdate(update, ctx, { removed: update.changed ? removed : [] })
 }
 
+/**
+ * `peer forget`: drops the records of decommissioned peers, so `list-peers` stops showing them.
+ * Only a DOWN peer that is no longer a ring member can be forgotten.
+ */
+export async function peerForget(backend: ClusterBackend, uuids: readonly string[], ctx: CommandContext): Promise<string> {
+  if (uuids.length === 0) throw new UsageError('peer forget: name at least one peer UUID')
+  const ids = parsePeerIds(uuids)
+  const ring = await backend.getRing()
+  const members = ids.filter((id) => ring.members.some((m) => m.peer === id))
+  if (members.length > 0) {
+    throw new TorusError('TORUS_LOCKED', `peer${plural(members)} ${members.join(', ')} still in the ring (version ${ring.version}); run torusctl peer remove first`, {
+      details: { peers: members },
+    })
+  }
+  for (const id of ids) await backend.forgetPeer(id)
+  return ctx.output === 'json' ? renderJson({ forgotten: ids }) : ids.map((id) => `forgot peer ${id}\n`).join('')
+}
+
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /** Peer UUIDs as typed (any case) to the lowercase form peers report; duplicates dropped. */
