@@ -1,4 +1,4 @@
-import { normalizeEtcdPrefix } from '@torus/core'
+import { normalizeEtcdPrefix, validateReplication } from '@torus/core'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -13,6 +13,13 @@ export class UsageError extends Error {
 }
 
 /** Runs a validator of user input; its failure becomes a usage error naming the option. */
+/** A replication count as typed: whole decimal digits only (`abc`, `1e1`, `0x2` and `` are refused), 1-16. */
+export function parseReplication(option: string, raw: string | number): number {
+  const text = String(raw).trim()
+  if (!/^[0-9]{1,3}$/.test(text)) throw new UsageError(`${option}: invalid replication ${JSON.stringify(String(raw))}: use a whole number from 1 to 16`)
+  return usage(option, () => validateReplication(Number(text)))
+}
+
 export function usage<T>(option: string, check: () => T): T {
   try {
     return check()

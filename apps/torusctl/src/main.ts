@@ -117,7 +117,7 @@ function ringCommands(y: Argv<Global>): Argv<Global> {
     .command(
       'set-replication N',
       'Change how many peers hold each block (1-16)',
-      (c) => c.positional('N', { type: 'number', demandOption: true, describe: 'copies of each block' }).example('$0 ring set-replication 3', 'three copies'),
+      (c) => c.positional('N', { type: 'string', demandOption: true, describe: 'copies of each block, 1-16' }).example('$0 ring set-replication 3', 'three copies'),
       (a) => run((b, ctx) => ringSetReplication(b, a.N, ctx))(a),
     )
     .demandCommand(1, 'ring: name a subcommand (get, set-type, set-replication)')
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
       (c) =>
         c
           .option('block-size', { type: 'string', describe: 'block size, e.g. 512KiB (etcd default 512KiB; a torusd uses its --block-size)' })
-          .option('replication', { type: 'number', describe: 'default replication for new volumes (etcd default 2)' })
+          .option('replication', { type: 'string', describe: 'default replication for new volumes, 1-16 (etcd default 2)' })
           .option('ring-type', { choices: RING_TYPES, describe: 'ring type (etcd default ketama)' })
           .example('$0 -C 127.0.0.1:2379 init', 'a cluster in etcd: 512KiB blocks, replication 2, ketama')
           .example('$0 -C 127.0.0.1:2379 init --replication 3', 'three copies of each block'),

@@ -105,7 +105,9 @@ describe('ring set-type / set-replication', () => {
     const json = JSON.parse(await ringSetReplication(c.backend, 3, c.ctx('json'))) as Record<string, unknown>
     expect(json).toMatchObject({ changed: true, previousVersion: 1, ring: { version: 2, replication: 3 } })
     expect(json.notes).toEqual(['replication 2 -> 3', 'note: the ring has 1 member(s), so each block is stored 1 time(s) until more peers are added'])
-    for (const bad of [0, 17, 1.5]) await expect(ringSetReplication(c.backend, bad, c.ctx())).rejects.toThrow(UsageError)
+    for (const bad of [0, 17, 1.5, 'abc', '1e1', '0x2', '', '-1']) await expect(ringSetReplication(c.backend, bad, c.ctx()), String(bad)).rejects.toThrow(UsageError)
+    await expect(ringSetReplication(c.backend, 'abc', c.ctx())).rejects.toThrow('invalid replication "abc"')
+    expect(JSON.parse(await ringSetReplication(c.backend, ' 2 ', c.ctx('json')))).toMatchObject({ ring: { replication: 2 } })
   })
 })
 

@@ -1,12 +1,12 @@
-import { formatSize, isTorusError, parseSize, TorusError, validateBlockSize, validateReplication } from '@torus/core'
+import { formatSize, isTorusError, parseSize, TorusError, validateBlockSize } from '@torus/core'
 import type { ClusterConfig, RingType } from '@torus/core'
 import type { ClusterBackend, InitRequest } from '../backend.js'
-import { usage } from '../endpoint.js'
+import { parseReplication, usage } from '../endpoint.js'
 import { renderJson, type CommandContext } from '../output.js'
 
 export interface InitOptions {
   blockSize?: string | undefined
-  replication?: number | undefined
+  replication?: string | number | undefined
   ringType?: RingType | undefined
 }
 
@@ -18,7 +18,7 @@ export interface InitOptions {
 export async function init(backend: ClusterBackend, options: InitOptions, ctx: CommandContext): Promise<string> {
   const request: InitRequest = {}
   if (options.blockSize !== undefined) request.blockSizeBytes = usage('--block-size', () => validateBlockSize(parseSize(options.blockSize!)))
-  if (options.replication !== undefined) request.replication = usage('--replication', () => validateReplication(options.replication))
+  if (options.replication !== undefined) request.replication = parseReplication('--replication', options.replication)
   if (options.ringType !== undefined) request.ringType = options.ringType
   try {
     const config = await backend.initCluster(request)

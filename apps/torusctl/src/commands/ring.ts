@@ -1,7 +1,7 @@
-import { TorusError, validateReplication } from '@torus/core'
+import { TorusError } from '@torus/core'
 import type { RingType } from '@torus/core'
 import type { ClusterBackend } from '../backend.js'
-import { usage } from '../endpoint.js'
+import { parseReplication } from '../endpoint.js'
 import { renderJson, renderTable, type CommandContext } from '../output.js'
 import { updateRing, type RingUpdate } from '../ring-update.js'
 
@@ -36,8 +36,8 @@ export async function ringSetType(backend: ClusterBackend, type: RingType, ctx: 
 }
 
 /** `ring set-replication N` (1-16): how many distinct peers hold each block. */
-export async function ringSetReplication(backend: ClusterBackend, replication: number, ctx: CommandContext): Promise<string> {
-  const n = usage('set-replication', () => validateReplication(replication))
+export async function ringSetReplication(backend: ClusterBackend, replication: string | number, ctx: CommandContext): Promise<string> {
+  const n = parseReplication('set-replication', replication)
   const update = await updateRing(backend, (ring) => {
     if (ring.replication === n) return { notes: [`replication is already ${n}`] }
     const notes = [`replication ${ring.replication} -> ${n}`]
