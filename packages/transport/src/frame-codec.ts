@@ -33,9 +33,11 @@
  * RESERVE_START_SPACE, so header and body are one allocation-free contiguous frame).
  *
  * Decoding validates everything: header, type, id rules, method, that the body is exactly one
- * MessagePack value, that it holds only TransportValue types (no Date/Set/ext/records survive)
- * and that hello fields have the right types and sizes. Any violation throws TORUS_PROTOCOL; a
- * peer frame is external input and must never crash the process.
+ * MessagePack value, that it holds only TransportValue types (extensions such as Date, Set or
+ * typed arrays are refused; a msgpackr record decodes to a plain map and cannot affect later
+ * frames, since record definitions are reset per message) and that hello fields have the right
+ * types and sizes. Any violation throws TORUS_PROTOCOL; a peer frame is external input and must
+ * never crash the process.
  */
 import { Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr'
 import { TorusError, isTorusErrorCode, type TorusErrorCode, type TransportValue } from '@torus/core'

@@ -115,10 +115,10 @@ export interface PeerConnection {
    *
    * Errors: the remote handler's TorusError (same code); TORUS_NOT_SUPPORTED (no handler for
    * `method` on the remote); TORUS_TIMEOUT; TORUS_ABORTED (signal); TORUS_UNAVAILABLE (not
-   * open right now, the link dropped with the request in flight — it may or may not have
-   * run — or backpressure); TORUS_INVALID_ARGUMENT (the encoded request is larger than the
-   * remote's `maxFrameBytes`); TORUS_NOT_OPEN (after `close()`); TORUS_PROTOCOL (the reply
-   * was malformed; the link is then dropped and re-dialled).
+   * open right now; backpressure; or the link dropped with the request in flight, for any
+   * reason including a malformed frame from the remote, with `cause` saying why — the request
+   * may or may not have run); TORUS_INVALID_ARGUMENT (the encoded request or its reply is
+   * larger than the receiving end's `maxFrameBytes`); TORUS_NOT_OPEN (after `close()`).
    */
   request(method: string, body: TransportValue, options?: RequestOptions): Promise<TransportValue>
   /**
