@@ -491,7 +491,8 @@ export class Session implements FrameSink {
   #fail(error: TorusError, code: number): void {
     if (this.#state === 'closed') return
     try {
-      this.#pipe!.send(encodeError(0, { code: error.code, message: error.message }))
+      const details = error.details as ErrorBody['details']
+      this.#pipe!.send(encodeError(0, details === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, details }))
     } catch {
       // The pipe may already be gone; closing is what matters.
     }

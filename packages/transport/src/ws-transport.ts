@@ -200,7 +200,8 @@ export class WsTransport extends AbstractTransport {
       const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim())
       if (!offered.includes(WS_SUBPROTOCOL)) {
         log.warn('upgrade refused', { remote, reason: `missing subprotocol ${WS_SUBPROTOCOL}` })
-        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 25\r\n\r\nmissing subprotocol header')
+        const body = `missing subprotocol ${WS_SUBPROTOCOL}\n`
+        socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
         return
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
