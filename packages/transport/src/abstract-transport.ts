@@ -19,6 +19,9 @@ import { resolveOptions, timeoutOption, type ResolvedOptions } from './options.j
 import { ReconnectingConnection, type ConnectionHost } from './peer-connection.js'
 import { CloseCode, Session, type FramePipe, type FrameSink, type SessionConfig, type SessionOwner } from './session.js'
 
+/** Inbound connections that may be in their (unauthenticated) hello at once, per transport. */
+export const PENDING_HELLOS_MAX = 32
+
 export abstract class AbstractTransport implements Transport, ConnectionHost, SessionOwner {
   readonly options: ResolvedOptions
   readonly sessionConfig: SessionConfig
@@ -29,6 +32,8 @@ export abstract class AbstractTransport implements Transport, ConnectionHost, Se
   readonly #handlers = new Map<string, RequestHandler>()
   readonly #connections = new Set<ReconnectingConnection>()
   readonly #inbound = new Set<Session>()
+  /** Inbound sessions still in their hello (unauthenticated). */
+  #inboundHello = 0
 
   constructor(options: TransportOptions, component: string) {
     this.options = resolveOptions(options, component)
@@ -132,13 +137,26 @@ export abstract class AbstractTransport implements Transport, ConnectionHost, Se
   protected abstract _close(): Promise<void>
 
   /**
+   * Why a new inbound connection would be refused right now, or `undefined` if it would be
+   * accepted: the transport is closing, or {@link PENDING_HELLOS_MAX} peers are already in
+   * their hello (each may make the socket buffer up to `maxFrameBytes` before it has proven
+   * anything, so their number is capped).
+   */
+  protected _refuseReason(): string | undefined {
+    if (this.#status !== 'open') return 'transport closing'
+    if (this.#inboundHello >= PENDING_HELLOS_MAX) return `more than ${PENDING_HELLOS_MAX} connections in their hello`
+    return undefined
+  }
+
+  /**
    * A new inbound pipe from `remoteAddress`: returns the session to feed it to (pass it as the
-   * pipe's sink, then call `session.start(pipe)`), or `undefined` when closing (drop the pipe).
+   * pipe's sink, then call `session.start(pipe)`), or `undefined` when refused (drop the pipe).
    */
   protected _accept(remoteAddress: string): Session | undefined {
-    if (this.#status !== 'open') return undefined
+    if (this._refuseReason() !== undefined) return undefined
     const session = new Session(this.sessionConfig, 'server', remoteAddress, this)
     this.#inbound.add(session)
+    this.#inboundHello++
     return session
   }
 
@@ -155,10 +173,13 @@ export abstract class AbstractTransport implements Transport, ConnectionHost, Se
   }
 
   /** @internal */
-  sessionOpened(): void {}
+  sessionOpened(): void {
+    this.#inboundHello--
+  }
 
   /** @internal */
   sessionClosed(session: Session): void {
-    this.#inbound.delete(session)
+    // A session that closes before opening was still counted as in its hello.
+    if (this.#inbound.delete(session) && session.peer === undefined) this.#inboundHello--
   }
 }

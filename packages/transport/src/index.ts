@@ -25,6 +25,7 @@ export type {
 export { WsTransport, WS_SUBPROTOCOL, type WsTransportOptions } from './ws-transport.js'
 export { LoopbackHub, LoopbackTransport, type LoopbackTransportOptions } from './loopback-transport.js'
 export { DEFAULTS as TRANSPORT_DEFAULTS, SECRET_BYTES_MIN } from './options.js'
+export { PENDING_HELLOS_MAX } from './abstract-transport.js'
 export { CloseCode, HELLO_FRAME_BYTES_MAX } from './session.js'
 export {
   decodeFrame,

@@ -106,6 +106,8 @@ class PendingRequest {
 
 type Outgoing = PendingRequest | Uint8Array
 
+const ONCE = { once: true } as const
+
 export class Session implements FrameSink {
   readonly role: 'client' | 'server'
   readonly remoteAddress: string
@@ -215,7 +217,7 @@ export class Session implements FrameSink {
     const p = new PendingRequest(this, id, deadline, signal)
     this.#pending.set(id, p)
     if (deadline < this.#timerAt) this.#arm(deadline)
-    signal?.addEventListener('abort', p, { once: true })
+    signal?.addEventListener('abort', p, ONCE)
     if (direct) {
       this.#pipe!.send(frame)
     } else {

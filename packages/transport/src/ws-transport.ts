@@ -204,6 +204,12 @@ export class WsTransport extends AbstractTransport {
         socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
         return
       }
+      const refused = this._refuseReason()
+      if (refused !== undefined) {
+        log.warn('upgrade refused', { remote, reason: refused })
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+        return
+      }
       wss.handleUpgrade(req, socket, head, (ws) => {
         const session = this._accept(remote)
         if (session === undefined) {

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { captureLogger, CLIENT_ID, CLUSTER, SECRET, SERVER_ID, type LogRecord } from '@torus/conformance/transport'
 import type { Transport, TransportValue } from '@torus/core'
-import { decodeFrame, encodeHello, encodeRequest, FrameType, WS_SUBPROTOCOL, WsTransport, type Frame, type WsTransportOptions } from '../src/index.js'
+import { decodeFrame, encodeHello, encodeRequest, FrameType, PENDING_HELLOS_MAX, WS_SUBPROTOCOL, WsTransport, type Frame, type WsTransportOptions } from '../src/index.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
 
 const KiB = 1024
@@ -143,6 +143,20 @@ describe('WsTransport: refusing peers', () => {
     expect((await raw.closed).code).toBe(4408)
     expect(Date.now() - started).toBeGreaterThanOrEqual(100)
     expect(warnings(s.records, 'hello timed out')).toHaveLength(1)
+  })
+
+  it('caps connections in their hello: one more is refused with HTTP 503 until one finishes', async () => {
+    const s = await server()
+    const silent = Array.from({ length: PENDING_HELLOS_MAX }, () => rawClient(s.address))
+    await Promise.all(silent.map((c) => c.open))
+    const extra = rawClient(s.address)
+    await expect(extra.open).rejects.toMatchObject({ status: 503 })
+    expect(warnings(s.records, 'upgrade refused').at(-1)?.fields['reason']).toMatch(/in their hello/)
+    silent[0]!.ws.terminate()
+    await silent[0]!.closed
+    const client = transport({ peerId: CLIENT_ID })
+    await until(() => s.records.some((r) => r.message === 'connection lost'))
+    expect(await (await client.connect(s.address)).request('ping', null)).toBe('pong')
   })
 
   it('refuses a frame over maxFrameBytes (close 1009) and keeps serving others', async () => {
