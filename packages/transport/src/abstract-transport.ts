@@ -111,6 +111,11 @@ export abstract class AbstractTransport implements Transport, ConnectionHost, Se
     return this.#closing
   }
 
+  /** `await using transport = new WsTransport(…)` closes it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
   async #close(): Promise<void> {
     this.#status = 'closing'
     await Promise.all([...this.#connections].map((c) => c.close()))

@@ -144,6 +144,10 @@ export class ReconnectingConnection implements PeerConnection, SessionOwner {
     this.#host.connectionClosed(this)
   }
 
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
   // ---------------------------------------------------------------------------------------
 
   #dial(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
