@@ -9,6 +9,7 @@ export default defineConfig({
     'block-device/index': 'src/block-device/index.ts',
     'metadata/index': 'src/metadata/index.ts',
     'ring/index': 'src/ring/index.ts',
+    'transport/index': 'src/transport/index.ts',
   },
   external: ['vitest'],
 })

@@ -2,7 +2,7 @@
  * @packageDocumentation
  * The vocabulary of Torus: ids, {@link BlockRef}, {@link TorusError} and its codes, the
  * {@link Logger}, {@link Clock} and {@link Random} abstractions, human sizes, and the contracts
- * (`BlockStore`, `BlockDevice`, `MetadataStore`, `Ring`) that every other package implements or uses.
+ * (`BlockStore`, `BlockDevice`, `MetadataStore`, `Ring`, `Transport`) that every other package implements or uses.
  */
 export * from './errors.js'
 export * from './logger.js'
