@@ -89,7 +89,11 @@ export class Daemon {
     const cluster = config.etcd === undefined ? await this.#ensureCluster(metadata) : await this.#etcdCluster(metadata)
     const where = config.etcd === undefined ? `embedded metadata in ${config.dataDir}` : `etcd ${config.etcd.join(',')} prefix ${config.etcdPrefix}`
     const binding = await readClusterBinding(config.dataDir)
-    if (binding !== undefined && binding.cluster !== clusterIdentity(cluster)) {
+    // A binding written before clusters had ids names the creation time; both mean this cluster.
+    const matches = binding !== undefined && (binding.cluster === clusterIdentity(cluster) || binding.cluster === `created:${cluster.createdAt}`)
+    // A just-formatted embedded cluster means metadata.json was lost: the block check below
+    // explains that better than a cluster mismatch would.
+    if (binding !== undefined && !matches && !this.#formattedNow) {
       throw new TorusError(
         'TORUS_CORRUPT',
         `data dir ${config.dataDir} belongs to another cluster (${binding.cluster}, metadata in ${binding.metadata}), but ${where} holds cluster ${clusterIdentity(cluster)}; point torusd at the right --etcd/--etcd-prefix, or give it an empty data dir`,
@@ -97,7 +101,7 @@ export class Daemon {
       )
     }
     // Only a data dir known to belong to this cluster may drop blocks the cluster no longer lists.
-    this.#boundToCluster = binding !== undefined
+    this.#boundToCluster = matches
 
     const store = blockStores.file({
       dir: path.join(config.dataDir, 'blocks'),
@@ -112,7 +116,7 @@ export class Daemon {
 
     const pendingDeletes = new PendingDeletes(config.dataDir)
     await this.#checkBlocksAgainstMetadata(metadata, store, pendingDeletes)
-    if (binding === undefined) {
+    if (binding?.cluster !== clusterIdentity(cluster)) {
       await writeClusterBinding(config.dataDir, { cluster: clusterIdentity(cluster), metadata: where })
       this.#boundToCluster = true
     }
@@ -200,7 +204,7 @@ export class Daemon {
     try {
       await metadata.initCluster(fresh)
       this.#log.warn('initialised a new cluster because of --debug-init', { prefix: config.etcdPrefix, blockSize: fresh.blockSizeBytes, replication: 2, ringType: 'ketama' })
-      return fresh
+      return (await metadata.getClusterConfig())!
     } catch (err) {
       if (!isTorusError(err, 'TORUS_ALREADY_EXISTS')) throw err
       return (await metadata.getClusterConfig())!
@@ -266,7 +270,8 @@ export class Daemon {
       await metadata.initCluster(config)
       this.#formattedNow = true
       this.#log.info('initialised one-node cluster', { blockSize: config.blockSizeBytes, replication: 1 })
-      return config
+      // Read back: the store assigns the cluster id.
+      return (await metadata.getClusterConfig())!
     } catch (err) {
       if (!isTorusError(err, 'TORUS_ALREADY_EXISTS')) throw err
       return (await metadata.getClusterConfig())!
