@@ -91,7 +91,7 @@ function peerCommands(y: Argv<Global>): Argv<Global> {
     )
     .command(
       'remove <UUID..>',
-      'Remove peers from the ring (their blocks move to the other members); new ring version',
+      'Remove peers from the ring; new ring version (once the replicated data path lands, their blocks move to the other members)',
       (c) =>
         c.positional('UUID', { type: 'string', array: true, demandOption: true, describe: 'peer UUIDs' }).example('$0 peer remove 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'take one peer out'),
       (a) => run((b, ctx) => peerRemove(b, (a.UUID ?? []).map(String), ctx))(a),

@@ -114,6 +114,21 @@ export class Daemon {
     const usage = store.usage()
     this.#log.info('block store open', { used: usage.usedBytes, capacity: usage.capacityBytes, blocks: usage.blocks })
 
+    if (binding === undefined && config.etcd !== undefined && usage.blocks > 0) {
+      // Blocks but no binding (a data dir from before bindings existed): every cluster numbers
+      // volumes from 1, so matching ids prove nothing. Bind only if this cluster already knows
+      // this peer, i.e. this data dir has served it before.
+      const known = (await metadata.listPeers()).some((p) => p.id === this.#peerId)
+      if (!known) {
+        throw new TorusError(
+          'TORUS_CORRUPT',
+          `data dir ${config.dataDir} holds blocks but records no cluster, and ${where} has never seen its peer ${this.#peerId}: it may belong to another cluster. Start it against the cluster it served, or, if you are sure it belongs to this one, write {"cluster":"${clusterIdentity(cluster)}","metadata":"manual"} to ${path.join(config.dataDir, 'cluster.json')}`,
+          { details: { dataDir: config.dataDir, peer: this.#peerId } },
+        )
+      }
+      this.#boundToCluster = true
+    }
+
     const pendingDeletes = new PendingDeletes(config.dataDir)
     await this.#checkBlocksAgainstMetadata(metadata, store, pendingDeletes)
     if (binding?.cluster !== clusterIdentity(cluster)) {
@@ -287,8 +302,10 @@ export class Daemon {
    */
   async #checkBlocksAgainstMetadata(metadata: MetadataStore, store: BlockStore, pending: PendingDeletes): Promise<void> {
     if (!store.supports.iterate) return
-    const known = new Set<number>((await metadata.listVolumes()).map((v) => v.id))
+    // The id watermark first: a volume created between the two reads is then listed, never
+    // mistaken for a deleted one.
     const nextId = await metadata.nextVolumeId()
+    const known = new Set<number>((await metadata.listVolumes()).map((v) => v.id))
     const unknown = new Set<VolumeId>()
     for await (const ref of store.refs()) if (!known.has(ref.volumeId)) unknown.add(ref.volumeId)
     // With etcd, torusctl deletes volumes in etcd directly: an id the metadata has handed out
@@ -318,18 +335,20 @@ export class Daemon {
     if (unknown.size === 0) return
     const ids = [...unknown].sort((a, b) => a - b)
     const blocks = path.join(this.config.dataDir, 'blocks')
-    const why = this.#formattedNow
-      ? 'metadata/metadata.json was missing (a new one was just created)'
-      : this.config.etcd !== undefined && this.#boundToCluster
-        ? `the cluster in etcd (prefix ${this.config.etcdPrefix}) never allocated those ids: is this data dir from another cluster?`
-        : this.config.etcd !== undefined
-          ? `this data dir has not been bound to the cluster in etcd (prefix ${this.config.etcdPrefix}) before, so its blocks cannot be matched to that cluster's volumes: is it from another cluster?`
-        : 'the metadata does not know them'
-    throw new TorusError(
-      'TORUS_CORRUPT',
-      `${blocks} holds blocks of volume id(s) ${ids.join(', ')} but ${why}; restore the metadata file from a backup, or remove ${ids.map((id) => path.join(blocks, String(id))).join(', ')} to discard those blocks`,
-      { details: { ids } },
-    )
+    const discard = `remove ${ids.map((id) => path.join(blocks, String(id))).join(', ')} to discard those blocks`
+    let message: string
+    if (this.config.etcd !== undefined) {
+      message = `${blocks} holds blocks of volume id(s) ${ids.join(', ')} that the cluster in etcd (prefix ${this.config.etcdPrefix}) never allocated: is this data dir from another cluster? Start it against its own cluster, or ${discard}`
+    } else if (this.#formattedNow) {
+      // Do not keep the metadata this start just formatted: the next start must again see that
+      // metadata.json is missing, rather than a cluster that does not match the data dir.
+      await this.#metadata?.close()
+      await fs.rm(path.join(this.config.dataDir, 'metadata', 'metadata.json'), { force: true })
+      message = `${blocks} holds blocks of volume id(s) ${ids.join(', ')} but metadata/metadata.json is missing; restore it from a backup, or ${discard}`
+    } else {
+      message = `${blocks} holds blocks of volume id(s) ${ids.join(', ')} but the metadata does not know them; restore metadata/metadata.json from a backup, or ${discard}`
+    }
+    throw new TorusError('TORUS_CORRUPT', message, { details: { ids } })
   }
 
   /**
@@ -421,7 +440,12 @@ export class Daemon {
         method: 'DELETE',
         pattern: /^\/v1\/peers\/([^/]+)$/,
         handler: async (_req, res, [id]) => {
-          await metadata().forgetPeer(decodeURIComponent(id!))
+          const peer = decodeURIComponent(id!)
+          const ring = await metadata().getRing()
+          if (ring?.members.some((m) => m.peer === peer) === true) {
+            throw new TorusError('TORUS_LOCKED', `peer ${peer} is still in the ring (version ${ring.version}); remove it from the ring first`, { details: { peer } })
+          }
+          await metadata().forgetPeer(peer)
           sendJson(res, 200, { forgotten: id })
         },
       },

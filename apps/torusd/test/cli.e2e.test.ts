@@ -197,7 +197,12 @@ describe('torusd', () => {
     fs.rmSync(file)
     const r = await run(process.execPath, [TORUSD_MAIN, ...d.args()], { timeoutMs: 30_000 })
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/holds blocks of volume id\(s\) \d+ but metadata\/metadata\.json was missing/)
+    expect(r.stderr).toMatch(/holds blocks of volume id\(s\) \d+ but metadata\/metadata\.json is missing/)
+    // Still the same diagnosis on the next try: the failed start kept no freshly formatted metadata.
+    const again = await run(process.execPath, [TORUSD_MAIN, ...d.args()], { timeoutMs: 30_000 })
+    expect(again.code).toBe(1)
+    expect(again.stderr).toMatch(/but metadata\/metadata\.json is missing/)
+    expect(fs.existsSync(file)).toBe(false)
     // Blocks untouched: restoring the metadata brings the volume back with its data.
     fs.writeFileSync(file, saved)
     await d.restart()

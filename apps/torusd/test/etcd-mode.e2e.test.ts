@@ -130,14 +130,14 @@ describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
     expect(again.code, again.stdout + again.stderr).toBe(0)
   })
 
-  it('refuses a data dir with blocks that was never bound to this cluster, deleting nothing', async () => {
+  it('refuses a data dir with blocks that was never bound to this cluster even when the ids match, deleting nothing', async () => {
     const prefix = `torus-test/${randomUUID()}/`
     const meta = await store(prefix)
     await meta.initCluster({ blockSizeBytes: 512 * 1024, replication: 1, ringType: 'ketama', createdAt: new Date().toISOString() })
-    for (const name of ['a', 'b']) {
-      await meta.createVolume({ name, sizeBytes: 64 * 1024 ** 2 })
-      await meta.deleteVolume(name)
-    }
+    // Volume id 1 exists here too (every cluster numbers from 1): matching ids prove nothing.
+    await meta.createVolume({ name: 'a', sizeBytes: 64 * 1024 ** 2 })
+    await meta.createVolume({ name: 'b', sizeBytes: 64 * 1024 ** 2 })
+    await meta.deleteVolume('b')
     // Blocks of volume id 1 from somewhere else, and no cluster.json.
     const dataDir = tmpDir()
     const foreign = new FileBlockStore({ dir: path.join(dataDir, 'blocks'), blockSizeBytes: 512 * 1024, capacityBytes: 1024 ** 3 })
@@ -147,7 +147,8 @@ describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
     await foreign.close()
     const r = await run(process.execPath, [TORUSD_MAIN, '--etcd', etcd, '--etcd-prefix', prefix, '--data-dir', dataDir, '--nbd-address', 'off', '--port', '0', '--peer-address', 'ws://127.0.0.1:0', '--size', '1GiB'], { timeoutMs: 30_000 })
     expect(r.code, r.stderr).toBe(1)
-    expect(r.stderr).toMatch(/has not been bound to the cluster in etcd/)
+    expect(r.stderr).toMatch(/holds blocks but records no cluster, and etcd \S+ prefix \S+ has never seen its peer/)
+    expect(fs.existsSync(path.join(dataDir, 'cluster.json'))).toBe(false)
     expect(fs.existsSync(path.join(dataDir, 'blocks', '1', 'index'))).toBe(true)
   })
 })

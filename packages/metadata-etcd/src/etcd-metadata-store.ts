@@ -539,11 +539,13 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
   }
 
   #corrupt(key: string, why: string, cause?: unknown): TorusError {
-    return new TorusError(
-      'TORUS_CORRUPT',
-      `etcd key ${key} is malformed (${why}); restore it from a backup or remove it (etcdctl del ${key})`,
-      { ...(cause === undefined ? {} : { cause }), details: { key } },
-    )
+    // Removing a key is a fix only where the key is disposable. The cluster record, a volume
+    // record or an id key going away would lose the cluster's identity, a volume (and, through
+    // the deleted-volume sweep, its blocks) or the promise that ids are never reused.
+    const rel = key.startsWith(this.prefix) ? key.slice(this.prefix.length) : key
+    const precious = rel === ETCD_KEYS.cluster || rel.startsWith(ETCD_KEYS.volumes) || rel.startsWith('volume-ids/')
+    const fix = precious ? 'restore it from a backup of etcd (do not delete it)' : `restore it from a backup or remove it (etcdctl del ${key})`
+    return new TorusError('TORUS_CORRUPT', `etcd key ${key} is malformed (${why}); ${fix}`, { ...(cause === undefined ? {} : { cause }), details: { key } })
   }
 
   #volume(kv: IKeyValue, name: string): VolumeInfo {
