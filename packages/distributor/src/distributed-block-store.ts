@@ -176,27 +176,27 @@ export class DistributedBlockStore extends AbstractBlockStore {
     return (await this._read(ref, 0, block, options)) ? block : undefined
   }
 
-  protected async _put(ref: BlockRef, block: Uint8Array, options?: AbortOptions): Promise<void> {
-    await this.#mutate(ref, 'put', options, (peer, generation, seq) =>
+  protected async _put(ref: BlockRef, block: Uint8Array): Promise<void> {
+    await this.#mutate(ref, 'put', (peer, generation, seq) =>
       peer === this.peerId
         ? this.replica.put(ref, block, generation)
-        : this.#request(peer, REPLICA_METHODS.put, { volumeId: ref.volumeId, index: ref.index, bytes: block, generation, seq }, options),
+        : this.#request(peer, REPLICA_METHODS.put, { volumeId: ref.volumeId, index: ref.index, bytes: block, generation, seq }),
     )
   }
 
-  protected async _write(ref: BlockRef, offsetBytes: number, data: Uint8Array, options?: AbortOptions): Promise<void> {
-    await this.#mutate(ref, 'write', options, (peer, generation, seq) =>
+  protected async _write(ref: BlockRef, offsetBytes: number, data: Uint8Array): Promise<void> {
+    await this.#mutate(ref, 'write', (peer, generation, seq) =>
       peer === this.peerId
         ? this.replica.write(ref, offsetBytes, data, generation)
-        : this.#request(peer, REPLICA_METHODS.write, { volumeId: ref.volumeId, index: ref.index, offset: offsetBytes, bytes: data, generation, seq }, options),
+        : this.#request(peer, REPLICA_METHODS.write, { volumeId: ref.volumeId, index: ref.index, offset: offsetBytes, bytes: data, generation, seq }),
     )
   }
 
-  protected async _delete(ref: BlockRef, options?: AbortOptions): Promise<void> {
-    await this.#mutate(ref, 'delete', options, (peer, generation) =>
+  protected async _delete(ref: BlockRef): Promise<void> {
+    await this.#mutate(ref, 'delete', (peer, generation) =>
       peer === this.peerId
         ? this.replica.delete(ref, generation)
-        : this.#request(peer, REPLICA_METHODS.delete, { volumeId: ref.volumeId, index: ref.index, generation }, options),
+        : this.#request(peer, REPLICA_METHODS.delete, { volumeId: ref.volumeId, index: ref.index, generation }),
     )
     this.#allocated.delete(ref.toString())
   }
@@ -275,11 +275,14 @@ export class DistributedBlockStore extends AbstractBlockStore {
     return { blocks, usedBytes: blocks * this.blockSizeBytes, capacityBytes: this.replica.store.usage().capacityBytes }
   }
 
-  /** Runs one mutation of `ref` on its replicas, serialised per block, and settles acknowledgement. */
+  /**
+   * Runs one mutation of `ref` on its replicas, serialised per block, and settles acknowledgement.
+   * It takes no signal: the base class checked it before we got here, and a fan-out cut short by
+   * an abort would leave the replicas disagreeing.
+   */
   async #mutate(
     ref: BlockRef,
     kind: 'write' | 'put' | 'delete',
-    options: AbortOptions | undefined,
     send: (peer: PeerId, generation: number, seq: number) => Promise<unknown>,
   ): Promise<void> {
     await this.#lockBlock(ref, async () => {
@@ -365,7 +368,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     })
   }
 
-  async #request(peer: PeerId, method: string, body: TransportValue, options: AbortOptions | undefined): Promise<TransportValue> {
+  async #request(peer: PeerId, method: string, body: TransportValue, options?: AbortOptions): Promise<TransportValue> {
     const connection = await this.#connect(peer, options)
     const requestOptions: { signal?: AbortSignal; timeoutMs?: number } = {}
     if (options?.signal !== undefined) requestOptions.signal = options.signal
@@ -373,7 +376,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     return connection.request(method, body, requestOptions)
   }
 
-  async #connect(peer: PeerId, options: AbortOptions | undefined): Promise<PeerConnection> {
+  async #connect(peer: PeerId, options?: AbortOptions): Promise<PeerConnection> {
     const cached = this.#connections.get(peer)
     if (cached !== undefined) {
       const connection = await cached.catch(() => undefined)
