@@ -1,8 +1,9 @@
 // Goal: with one of three peers cut off for stretches, the gateway never returns bytes other
 // than the latest acknowledged write of a range; when it cannot, it fails cleanly with
 // TORUS_UNAVAILABLE, and only when no current (non-stale) replica of the block is reachable.
-// Method: seeded random writes, puts, deletes, reads and flushes through node 0 of a 3-peer
-// loopback cluster (replication 2), isolating node 1 or 2 now and then, checked against a
+// Method: seeded random batches of concurrent writes, puts, deletes and reads (distinct blocks per
+// batch) and flushes through node 0 of a 3-peer loopback cluster (replication 2), isolating node 1
+// or 2 now and then, sometimes with requests in flight, checked against a
 // per-byte model. A failed write leaves its range "old or new" in the model (a write that
 // errors may have landed on some replica). Prints TORUS_SEED=<n> on failure; setting it replays.
 import { describe, expect, it } from 'vitest'
@@ -14,7 +15,7 @@ import { startCluster, type Cluster, type ClusterNode } from './helpers/cluster.
 
 const B = 8192
 const BLOCKS = 24
-const STEPS = 300
+const STEPS = 500
 
 /** Per block: the bytes of the latest acknowledged writes, and the bytes a failed write left uncertain. */
 class Model {
@@ -66,9 +67,8 @@ async function runOnce(seed: number): Promise<{ writes: number; reads: number; f
     const stale = new Set(gateway.staleReplicas(ref(i)))
     return gateway.ring.peersFor(blockKey(1, i)).some((p) => !stale.has(p) && p !== isolated?.peer)
   }
-  const expectClean = (err: unknown, i: number, what: string): void => {
+  const expectClean = (err: unknown, what: string): void => {
     if (!isTorusError(err, 'TORUS_UNAVAILABLE')) throw new Error(`${what} failed with something other than TORUS_UNAVAILABLE`, { cause: err })
-    if (i >= 0 && servable(i)) throw new Error(`${what} of block ${i} failed although a current replica is reachable`, { cause: err })
     counts.failures++
   }
   const reconnect = async (): Promise<void> => {
@@ -84,11 +84,33 @@ async function runOnce(seed: number): Promise<{ writes: number; reads: number; f
     }
   }
 
+  type Planned = { kind: 'write' | 'put' | 'delete' | 'read'; i: number; offset: number; data: Uint8Array }
+  const plan = (i: number): Planned => {
+    const roll = rng.next()
+    if (roll < 0.4) {
+      const offset = rng.int(B)
+      const data = Uint8Array.from({ length: 1 + rng.int(Math.min(B - offset, rng.next() < 0.7 ? 64 : B)) }, () => rng.int(256))
+      return { kind: 'write', i, offset, data }
+    }
+    if (roll < 0.48) return { kind: 'put', i, offset: 0, data: Uint8Array.from({ length: B }, () => rng.int(256)) }
+    if (roll < 0.53) return { kind: 'delete', i, offset: 0, data: new Uint8Array(B) }
+    const offset = rng.int(B)
+    return { kind: 'read', i, offset, data: new Uint8Array(1 + rng.int(B - offset)) }
+  }
+  const run = (op: Planned): Promise<unknown> => {
+    switch (op.kind) {
+      case 'write': return gateway.write(ref(op.i), op.offset, op.data)
+      case 'put': return gateway.put(ref(op.i), op.data)
+      case 'delete': return gateway.delete(ref(op.i))
+      case 'read': return gateway.read(ref(op.i), op.offset, op.data)
+    }
+  }
+
   try {
-    for (let step = 0; step < STEPS; step++) {
+    for (let step = 0; step < STEPS; ) {
       const roll = rng.next()
-      const i = rng.int(BLOCKS)
       if (roll < 0.06) {
+        step++
         if (isolated === undefined) {
           isolated = cluster.nodes[1 + rng.int(2)]!
           cluster.isolate(isolated)
@@ -100,53 +122,52 @@ async function runOnce(seed: number): Promise<{ writes: number; reads: number; f
           isolated = undefined
           await reconnect()
         }
-      } else if (roll < 0.5) {
-        const whole = rng.next() < 0.15
-        const offset = whole ? 0 : rng.int(B)
-        const length = whole ? B : 1 + rng.int(Math.min(B - offset, rng.next() < 0.7 ? 64 : B))
-        const data = Uint8Array.from({ length }, () => rng.int(256))
-        log.push(`${step}: ${whole ? 'put' : 'write'} ${i} @${offset}+${length}`)
-        const before = servable(i)
-        try {
-          await (whole ? gateway.put(ref(i), data) : gateway.write(ref(i), offset, data))
-          model.applied(i, offset, data)
-          counts.writes++
-        } catch (err) {
-          // A put may reach a stale replica too, so judge it by what was servable before.
-          if (!isTorusError(err, 'TORUS_UNAVAILABLE') || before) expectClean(err, before ? i : -1, 'write')
-          else counts.failures++
-          model.failed(i, offset, data)
-        }
-      } else if (roll < 0.55) {
-        log.push(`${step}: delete ${i}`)
-        try {
-          await gateway.delete(ref(i))
-          model.applied(i, 0, new Uint8Array(B))
-        } catch (err) {
-          expectClean(err, i, 'delete')
-          model.failed(i, 0, new Uint8Array(B))
-        }
-      } else if (roll < 0.93) {
-        const offset = rng.int(B)
-        const length = 1 + rng.int(B - offset)
-        log.push(`${step}: read ${i} @${offset}+${length}`)
-        const target = new Uint8Array(length)
-        try {
-          await gateway.read(ref(i), offset, target)
-          counts.reads++
-          const bad = model.mismatch(i, offset, target)
-          if (bad >= 0) throw new Error(`read of block ${i} returned a wrong byte at ${bad}`)
-        } catch (err) {
-          if (err instanceof Error && err.message.includes('wrong byte')) throw err
-          expectClean(err, i, 'read')
-        }
-      } else {
+        continue
+      }
+      if (roll < 0.12) {
+        step++
         log.push(`${step}: flush`)
         try {
           await gateway.flush()
         } catch (err) {
           if (isolated === undefined) throw new Error('flush failed with every peer reachable', { cause: err })
-          expectClean(err, -1, 'flush')
+          expectClean(err, 'flush')
+        }
+        continue
+      }
+      // A batch of concurrent operations on distinct blocks; now and then a peer is cut off
+      // while they are in flight (a request on a dropped link may or may not have run).
+      const blocks = new Set<number>()
+      const size = 1 + rng.int(4)
+      while (blocks.size < size) blocks.add(rng.int(BLOCKS))
+      const ops = [...blocks].map(plan)
+      const servableBefore = ops.map((op) => servable(op.i))
+      const cut = isolated === undefined && rng.next() < 0.08 ? cluster.nodes[1 + rng.int(2)]! : undefined
+      log.push(`${step}: ${ops.map((op) => `${op.kind} ${op.i} @${op.offset}+${op.data.length}`).join(', ')}${cut === undefined ? '' : ` | cut ${cut.address}`}`)
+      step += ops.length
+      const settled = Promise.allSettled(ops.map(run))
+      if (cut !== undefined) {
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        cluster.isolate(cut)
+        isolated = cut
+        counts.isolations++
+      }
+      const outcomes = await settled
+      for (const [k, op] of ops.entries()) {
+        const outcome = outcomes[k]!
+        if (outcome.status === 'rejected') {
+          // Allowed only as a clean TORUS_UNAVAILABLE, and only when no current replica was reachable.
+          if (!isTorusError(outcome.reason, 'TORUS_UNAVAILABLE')) throw new Error(`${op.kind} of block ${op.i} failed with something other than TORUS_UNAVAILABLE`, { cause: outcome.reason })
+          if (servableBefore[k] === true && cut === undefined) throw new Error(`${op.kind} of block ${op.i} failed although a current replica was reachable`, { cause: outcome.reason })
+          counts.failures++
+          if (op.kind !== 'read') model.failed(op.i, op.offset, op.data)
+        } else if (op.kind === 'read') {
+          counts.reads++
+          const bad = model.mismatch(op.i, op.offset, op.data)
+          if (bad >= 0) throw new Error(`read of block ${op.i} returned a wrong byte at ${bad}`)
+        } else {
+          counts.writes++
+          model.applied(op.i, op.offset, op.data)
         }
       }
     }
