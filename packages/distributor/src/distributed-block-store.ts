@@ -106,7 +106,11 @@ export class DistributedBlockStore extends AbstractBlockStore {
     return this.#ring
   }
 
-  /** Applies a new ring to later operations (operations in flight keep the ring they started with). */
+  /**
+   * Applies a new ring to later operations (operations in flight keep the ring they started
+   * with). Nothing moves blocks to their new owners yet, so until rebalance exists a block the
+   * new owners never received reads as absent from them.
+   */
   setRing(ring: Ring): void {
     this.#ring = ring
   }

@@ -1,5 +1,5 @@
 import { MemoryBlockStore } from '@torus/blockstore'
-import { peerId, type PeerId, type RingDescriptor } from '@torus/core'
+import { peerId, type BlockStore, type PeerId, type RingDescriptor } from '@torus/core'
 import { createRing } from '@torus/ring'
 import { LoopbackHub, LoopbackTransport } from '@torus/transport'
 import { DistributedBlockStore, type DegradedHook } from '../../src/index.js'
@@ -8,7 +8,7 @@ export interface ClusterNode {
   peer: PeerId
   address: string
   transport: LoopbackTransport
-  local: MemoryBlockStore
+  local: BlockStore
   store: DistributedBlockStore
 }
 
@@ -28,6 +28,8 @@ export interface ClusterOptions {
   capacityBytes?: number
   onDegraded?: DegradedHook
   requestTimeoutMs?: number
+  /** Each peer's local store (default: a MemoryBlockStore). */
+  local?: (index: number, blockSizeBytes: number) => BlockStore
 }
 
 const SECRET = 'distributor-test-secret-0123456789'
@@ -62,7 +64,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       reconnectMaxDelayMs: 20,
     })
     await transport.listen(address)
-    const local = new MemoryBlockStore({ blockSizeBytes: options.blockSizeBytes ?? 4096, ...(options.capacityBytes === undefined ? {} : { capacityBytes: options.capacityBytes }) })
+    const blockSizeBytes = options.blockSizeBytes ?? 4096
+    const local =
+      options.local?.(i, blockSizeBytes) ??
+      new MemoryBlockStore({ blockSizeBytes, ...(options.capacityBytes === undefined ? {} : { capacityBytes: options.capacityBytes }) })
     const store = new DistributedBlockStore({
       peerId: peer,
       ring,
