@@ -84,7 +84,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
   readonly #generations = new Map<VolumeId, number>()
   readonly #stale = new Map<string, Set<PeerId>>()
   readonly #connections = new Map<PeerId, Promise<PeerConnection>>()
-  readonly #dirty = new Set<PeerId>()
+  /** Per peer (this one included), the volumes it acked writes for since the last flush. */
+  readonly #dirty = new Map<PeerId, Set<VolumeId>>()
   readonly #allocated = new Set<string>()
   readonly #blockLocks = new Map<string, Promise<void>>()
   #seq = 0
@@ -260,19 +261,28 @@ export class DistributedBlockStore extends AbstractBlockStore {
   }
 
   protected override async _flush(options?: AbortOptions): Promise<void> {
-    const peers = [...this.#dirty]
+    const dirty = new Map(this.#dirty)
     this.#dirty.clear()
-    const generations = [...this.#generations].map(([v, g]) => [v, g] as const)
-    const outcomes = await this.#fanOut([this.peerId, ...peers.filter((p) => p !== this.peerId)], (peer) =>
+    // Each peer checks the generations of the volumes it holds unflushed writes for, so losing
+    // one volume's lock does not fail the flushes of the others.
+    const generationsFor = (peer: PeerId): [VolumeId, number][] => [...(dirty.get(peer) ?? [])].map((v) => [v, this.generation(v)])
+    const peers = [this.peerId, ...[...dirty.keys()].filter((p) => p !== this.peerId)]
+    const outcomes = await this.#fanOut(peers, (peer) =>
       peer === this.peerId
-        ? this.replica.flush(generations)
-        : this.#request(peer, REPLICA_METHODS.flush, { generations: generations.map(([v, g]) => [v, g]) }, options),
+        ? this.replica.flush(generationsFor(peer))
+        : this.#request(peer, REPLICA_METHODS.flush, { generations: generationsFor(peer) }, options),
     )
-    const failed = outcomes.filter((o) => !o.ok)
-    // They still owe durability for those writes: the next flush asks them again.
-    for (const o of failed) if (o.peer !== this.peerId) this.#dirty.add(o.peer)
+    // Failed peers still owe durability for those writes: the next flush asks them again.
+    for (const o of outcomes) if (!o.ok) for (const v of dirty.get(o.peer) ?? []) this.#markDirty(o.peer, v)
     this.#throwUnlessAll(outcomes, 'flush')
   }
+
+  #markDirty(peer: PeerId, volumeId: VolumeId): void {
+    const set = this.#dirty.get(peer)
+    if (set === undefined) this.#dirty.set(peer, new Set([volumeId]))
+    else set.add(volumeId)
+  }
+
 
   protected _usage(): BlockStoreUsage {
     const blocks = this.#allocated.size
@@ -300,7 +310,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
       const outcomes = await this.#fanOut(targets, (peer) => send(peer, generation, seq))
       const acked = outcomes.filter((o) => o.ok).map((o) => o.peer)
       const failed = outcomes.filter((o): o is Extract<Outcome, { ok: false }> => !o.ok)
-      for (const p of acked) if (p !== this.peerId) this.#dirty.add(p)
+      for (const p of acked) this.#markDirty(p, ref.volumeId)
       const fenced = failed.find((o) => isTorusError(o.error, 'TORUS_LEASE_EXPIRED'))
       if (fenced !== undefined) throw fenced.error
       // Acks from replicas that were stale before this mutation do not count unless it was a put/delete.

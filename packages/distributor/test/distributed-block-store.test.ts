@@ -262,6 +262,20 @@ describe('DistributedBlockStore fencing', () => {
     expect(target).toEqual(bytes(8, 21))
   })
 
+  it('keeps flushing its other volumes after losing one volume to a newer holder', async () => {
+    const c = await start()
+    const gw = c.nodes[0]!.store
+    const kept = new BlockRef(1, 0)
+    const lost = new BlockRef(2, 0)
+    gw.setGeneration(lost.volumeId, 1)
+    await gw.write(lost, 0, bytes(8, 24))
+    await gw.flush()
+    await c.nodes[1]!.store.announce(lost.volumeId, 2)
+    await gw.write(kept, 0, bytes(8, 25))
+    await gw.flush()
+    await expect(gw.write(lost, 0, bytes(8, 26))).rejects.toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
+  })
+
   it('raises a replica generation on a higher write and refuses a lower one', async () => {
     const c = await start()
     const replica = c.nodes[2]!.store.replica
