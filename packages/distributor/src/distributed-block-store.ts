@@ -57,7 +57,7 @@ type Outcome = { peer: PeerId; ok: true } | { peer: PeerId; ok: false; error: un
  *   same order.
  * - All replicas acked: done. Some acked: the missing ones are recorded stale for the block, and
  *   the write is acknowledged only if `onDegraded` resolves (else TORUS_UNAVAILABLE). None acked:
- *   TORUS_UNAVAILABLE (or the replicas' common code, e.g. TORUS_OUT_OF_SPACE). A replica that
+ *   TORUS_UNAVAILABLE (TORUS_OUT_OF_SPACE when every replica is full). A replica that
  *   refuses the generation fails the write with TORUS_LEASE_EXPIRED.
  * - Stale replicas serve no reads of that block and get no sub-block writes (they would still
  *   lack the missed bytes); a whole-block `put` or a `delete` that reaches one makes it current.
@@ -304,7 +304,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
       const stale = this.#stale.get(ref.toString())
       // A stale replica lacks earlier bytes: a partial write cannot fix it, a whole put or delete can.
       const targets = kind === 'write' ? replicas.filter((p) => stale?.has(p) !== true) : replicas
-      if (targets.length === 0) throw unavailable('every replica of the block is stale', ref, [])
+      if (targets.length === 0) throw unavailable('no current replica of the block', ref, [])
       const generation = this.generation(ref.volumeId)
       const seq = ++this.#seq
       const outcomes = await this.#fanOut(targets, (peer) => send(peer, generation, seq))
@@ -313,14 +313,11 @@ export class DistributedBlockStore extends AbstractBlockStore {
       for (const p of acked) this.#markDirty(p, ref.volumeId)
       const fenced = failed.find((o) => isTorusError(o.error, 'TORUS_LEASE_EXPIRED'))
       if (fenced !== undefined) throw fenced.error
-      // Acks from replicas that were stale before this mutation do not count unless it was a put/delete.
-      const current = acked.filter((p) => kind !== 'write' || stale?.has(p) !== true)
-      if (current.length === 0) {
-        const codes = new Set(failed.map((o) => (isTorusError(o.error) ? o.error.code : undefined)))
-        const only = codes.size === 1 ? [...codes][0] : undefined
-        if (only !== undefined && only !== 'TORUS_TIMEOUT' && only !== 'TORUS_UNAVAILABLE' && only !== 'TORUS_NOT_SUPPORTED') {
-          throw failed[0]!.error
-        }
+      if (acked.length === 0) {
+        // Nothing is marked stale here: no replica is known to hold the new bytes, and one that
+        // runs this request late still runs it before our next request to it on that
+        // connection, so later writes land on top of it.
+        if (failed.every((o) => isTorusError(o.error, 'TORUS_OUT_OF_SPACE'))) throw failed[0]!.error
         throw unavailable(`no replica acknowledged the ${kind}`, ref, failed.map((o) => o.error))
       }
       if (kind !== 'write') for (const p of acked) this.clearStale(ref, p)

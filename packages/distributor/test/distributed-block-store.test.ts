@@ -117,6 +117,14 @@ describe('DistributedBlockStore writes', () => {
     expect(rec.calls).toEqual([])
   })
 
+  it('fails with TORUS_OUT_OF_SPACE when every replica of the block is full', async () => {
+    const c = await start({ capacityBytes: B })
+    const { ref, replicas } = remoteOnly(c)
+    const same = findRef(c, (r) => r.join() === replicas.map((n) => n.peer).join() && r.length === 2, 3).ref
+    await c.nodes[0]!.store.write(ref, 0, bytes(8, 27))
+    await expect(c.nodes[0]!.store.write(same, 0, bytes(8, 28))).rejects.toMatchObject({ code: 'TORUS_OUT_OF_SPACE' })
+  })
+
   it('makes a stale replica current again with a whole-block put', async () => {
     const rec = recorder()
     const c = await start({ onDegraded: rec.hook })
