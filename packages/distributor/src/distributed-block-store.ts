@@ -1,0 +1,448 @@
+import { AbstractBlockStore } from '@torus/blockstore'
+import { blockKey } from '@torus/ring'
+import {
+  BlockRef,
+  TorusError,
+  isTorusError,
+  silentLogger,
+  type AbortOptions,
+  type BlockStore,
+  type BlockStoreSupports,
+  type BlockStoreUsage,
+  type Logger,
+  type PeerConnection,
+  type PeerId,
+  type Ring,
+  type Transport,
+  type TransportValue,
+  type VolumeId,
+} from '@torus/core'
+import { REPLICA_METHODS, Replica, serveReplica } from './replica.js'
+
+/**
+ * Called when a write reached some replicas of a block but not all of them, before the write is
+ * acknowledged. It must durably record (in metadata) that the `stale` peers missed this write of
+ * `ref`, and resolve only once that record is safe; if it rejects, the write fails with
+ * TORUS_UNAVAILABLE. Without a hook a partial write always fails.
+ */
+export type DegradedHook = (ref: BlockRef, stale: readonly PeerId[], info: { generation: number }) => Promise<void>
+
+export interface DistributedBlockStoreOptions {
+  /** This peer's id, as it appears in the ring. */
+  peerId: PeerId | string
+  /** Placement; replace it with `setRing()` when the ring changes. */
+  ring: Ring
+  /** The peer's own store; it holds this peer's replicas and is owned (opened, closed) by this store. */
+  local: BlockStore
+  /** Peer RPC. This store registers the `replica.*` handlers on it and dials other peers through it. */
+  transport: Transport
+  /** Where a peer listens (`ws://…`, `loopback://…`); `undefined` when unknown (the replica counts as failed). */
+  peerAddress: (peer: PeerId) => string | undefined
+  /** See {@link DegradedHook}. */
+  onDegraded?: DegradedHook
+  /** Per-request deadline for replica calls. Default: the transport's. */
+  requestTimeoutMs?: number
+  logger?: Logger
+}
+
+type Outcome = { peer: PeerId; ok: true } | { peer: PeerId; ok: false; error: unknown }
+
+/**
+ * A `BlockStore` for one peer of a cluster: the gateway half of the data path (DESIGN.md "Data
+ * path", points 1-5), plus the replica half for the blocks this peer holds (see {@link Replica}).
+ *
+ * - Writes and puts go to every replica `ring.peersFor(blockKey(ref))` names, in parallel: the
+ *   local one directly, remote ones over `replica.write` / `replica.put`. A sub-block write sends
+ *   only its bytes. Writes to one block are serialised here, so every replica applies them in the
+ *   same order.
+ * - All replicas acked: done. Some acked: the missing ones are recorded stale for the block, and
+ *   the write is acknowledged only if `onDegraded` resolves (else TORUS_UNAVAILABLE). None acked:
+ *   TORUS_UNAVAILABLE (TORUS_OUT_OF_SPACE when every replica is full). A replica that
+ *   refuses the generation fails the write with TORUS_LEASE_EXPIRED.
+ * - Stale replicas serve no reads of that block and get no sub-block writes (they would still
+ *   lack the missed bytes); a whole-block `put` or a `delete` that reaches one makes it current.
+ * - `flush()` flushes the local store and sends `replica.flush` to every peer that acked a write
+ *   since the last flush; it resolves when all are durable and rejects if any fails.
+ * - Reads try the local replica first when this peer holds one, then the others in ring order,
+ *   skipping stale ones, moving on after any error (timeout, unreachable, TORUS_CORRUPT).
+ *
+ * `usage()` is synchronous, so it cannot ask the cluster: it counts the blocks this gateway has
+ * seen allocated (written, or found present by a read) since it opened, and reports the local
+ * store's capacity. `supports.iterate` is false.
+ */
+export class DistributedBlockStore extends AbstractBlockStore {
+  readonly supports: BlockStoreSupports
+  readonly peerId: PeerId
+  /** This peer's replicas, served to other peers over the transport. */
+  readonly replica: Replica
+  readonly #transport: Transport
+  readonly #peerAddress: (peer: PeerId) => string | undefined
+  readonly #onDegraded: DegradedHook | undefined
+  readonly #timeoutMs: number | undefined
+  readonly #log: Logger
+  #ring: Ring
+  readonly #generations = new Map<VolumeId, number>()
+  readonly #stale = new Map<string, Set<PeerId>>()
+  readonly #connections = new Map<PeerId, Promise<PeerConnection>>()
+  /** Per peer (this one included), the volumes it acked writes for since the last flush. */
+  readonly #dirty = new Map<PeerId, Set<VolumeId>>()
+  readonly #allocated = new Set<string>()
+  readonly #blockLocks = new Map<string, Promise<void>>()
+  #seq = 0
+
+  constructor(options: DistributedBlockStoreOptions) {
+    super({ blockSizeBytes: options.local.blockSizeBytes })
+    this.peerId = options.peerId as PeerId
+    this.#ring = options.ring
+    this.#transport = options.transport
+    this.#peerAddress = options.peerAddress
+    this.#onDegraded = options.onDegraded
+    this.#timeoutMs = options.requestTimeoutMs
+    this.#log = (options.logger ?? silentLogger).child({ component: 'distributor', peer: this.peerId })
+    this.replica = new Replica({ store: options.local })
+    this.supports = { persistent: options.local.supports.persistent, trim: options.local.supports.trim, iterate: false }
+  }
+
+  get ring(): Ring {
+    return this.#ring
+  }
+
+  /**
+   * Applies a new ring to later operations (operations in flight keep the ring they started
+   * with). Nothing moves blocks to their new owners yet, so until rebalance exists a block the
+   * new owners never received reads as absent from them.
+   */
+  setRing(ring: Ring): void {
+    this.#ring = ring
+  }
+
+  /** The lock generation this gateway sends for `volumeId` (0 until set). */
+  generation(volumeId: VolumeId): number {
+    return this.#generations.get(volumeId) ?? 0
+  }
+
+  /** Sets the generation sent with writes, deletes and flushes of `volumeId` (from the volume lock). */
+  setGeneration(volumeId: VolumeId, generation: number): void {
+    if (!Number.isSafeInteger(generation) || generation < 0) throw new RangeError(`invalid generation: ${String(generation)}`)
+    this.#generations.set(volumeId, generation)
+  }
+
+  /**
+   * Sets the generation and raises it on every ring member, so no older holder can write
+   * there any more. Call it after taking the volume lock and before serving I/O. Rejects with
+   * TORUS_UNAVAILABLE unless every member confirmed, or TORUS_LEASE_EXPIRED if one has seen a
+   * newer generation.
+   */
+  async announce(volumeId: VolumeId, generation: number, options?: AbortOptions): Promise<void> {
+    this.setGeneration(volumeId, generation)
+    const members = this.#ring.descriptor.members.map((m) => m.peer as PeerId)
+    const outcomes = await this.#fanOut(members, async (peer) => {
+      if (peer === this.peerId) this.replica.announce(volumeId, generation)
+      else await this.#request(peer, REPLICA_METHODS.announce, { volumeId, generation }, options)
+    })
+    this.#throwUnlessAll(outcomes, 'announce')
+  }
+
+  /** The peers recorded stale for `ref` (they must not serve it until repaired). */
+  staleReplicas(ref: BlockRef): PeerId[] {
+    return [...(this.#stale.get(ref.toString()) ?? [])]
+  }
+
+  /** Records `peers` stale for `ref`, e.g. when loading what metadata says after a restart. */
+  markStale(ref: BlockRef, peers: Iterable<PeerId>): void {
+    const key = ref.toString()
+    const set = this.#stale.get(key) ?? new Set<PeerId>()
+    for (const p of peers) set.add(p)
+    if (set.size > 0) this.#stale.set(key, set)
+  }
+
+  /** Forgets that `peer` is stale for `ref` (after a repair). */
+  clearStale(ref: BlockRef, peer: PeerId): void {
+    const set = this.#stale.get(ref.toString())
+    set?.delete(peer)
+    if (set?.size === 0) this.#stale.delete(ref.toString())
+  }
+
+  protected override async _open(options?: AbortOptions): Promise<void> {
+    await this.replica.store.open(options)
+    serveReplica(this.#transport, this.replica)
+    this.#log.info('distributor open', { ringVersion: this.#ring.descriptor.version })
+  }
+
+  protected override async _close(): Promise<void> {
+    const connections = [...this.#connections.values()]
+    this.#connections.clear()
+    await Promise.all(connections.map(async (c) => (await c.catch(() => undefined))?.close()))
+    await this.replica.store.close()
+  }
+
+  protected async _get(ref: BlockRef, options?: AbortOptions): Promise<Uint8Array | undefined> {
+    const block = new Uint8Array(this.blockSizeBytes)
+    return (await this._read(ref, 0, block, options)) ? block : undefined
+  }
+
+  protected async _put(ref: BlockRef, block: Uint8Array): Promise<void> {
+    await this.#mutate(ref, 'put', (peer, generation, seq) =>
+      peer === this.peerId
+        ? this.replica.put(ref, block, generation)
+        : this.#request(peer, REPLICA_METHODS.put, { volumeId: ref.volumeId, index: ref.index, bytes: block, generation, seq }),
+    )
+  }
+
+  protected async _write(ref: BlockRef, offsetBytes: number, data: Uint8Array): Promise<void> {
+    await this.#mutate(ref, 'write', (peer, generation, seq) =>
+      peer === this.peerId
+        ? this.replica.write(ref, offsetBytes, data, generation)
+        : this.#request(peer, REPLICA_METHODS.write, { volumeId: ref.volumeId, index: ref.index, offset: offsetBytes, bytes: data, generation, seq }),
+    )
+  }
+
+  protected async _delete(ref: BlockRef): Promise<void> {
+    await this.#mutate(ref, 'delete', (peer, generation) =>
+      peer === this.peerId
+        ? this.replica.delete(ref, generation)
+        : this.#request(peer, REPLICA_METHODS.delete, { volumeId: ref.volumeId, index: ref.index, generation }),
+    )
+    this.#allocated.delete(ref.toString())
+  }
+
+  protected async _read(ref: BlockRef, offsetBytes: number, target: Uint8Array, options?: AbortOptions): Promise<boolean> {
+    const errors: unknown[] = []
+    for (const peer of this.#readOrder(ref)) {
+      try {
+        let allocated: boolean
+        if (peer === this.peerId) {
+          allocated = await this.replica.read(ref, offsetBytes, target)
+        } else {
+          const reply = await this.#request(peer, REPLICA_METHODS.read, { volumeId: ref.volumeId, index: ref.index, offset: offsetBytes, length: target.byteLength }, options)
+          allocated = parseRead(reply, target)
+        }
+        this.#noteAllocated(ref, allocated)
+        return allocated
+      } catch (err) {
+        if (isTorusError(err, 'TORUS_ABORTED') || !isTorusError(err)) throw err
+        this.#log.warn('replica read failed', { volume: ref.volumeId, index: ref.index, replica: peer, code: err.code })
+        errors.push(err)
+      }
+    }
+    throw unavailable('no replica could serve the read', ref, errors)
+  }
+
+  protected async _has(ref: BlockRef, options?: AbortOptions): Promise<boolean> {
+    const errors: unknown[] = []
+    for (const peer of this.#readOrder(ref)) {
+      try {
+        const present = peer === this.peerId
+          ? await this.replica.has(ref)
+          : (await this.#request(peer, REPLICA_METHODS.has, { volumeId: ref.volumeId, index: ref.index }, options)) === true
+        this.#noteAllocated(ref, present)
+        return present
+      } catch (err) {
+        if (isTorusError(err, 'TORUS_ABORTED') || !isTorusError(err)) throw err
+        errors.push(err)
+      }
+    }
+    throw unavailable('no replica could answer has()', ref, errors)
+  }
+
+  /** Sent to every ring member (any may hold blocks of the volume); all must confirm. */
+  protected async _deleteVolume(volumeId: VolumeId, options?: AbortOptions): Promise<void> {
+    const generation = this.generation(volumeId)
+    const members = this.#ring.descriptor.members.map((m) => m.peer as PeerId)
+    const outcomes = await this.#fanOut(members, (peer) =>
+      peer === this.peerId
+        ? this.replica.deleteVolume(volumeId, generation)
+        : this.#request(peer, REPLICA_METHODS.deleteVolume, { volumeId, generation }, options),
+    )
+    this.#throwUnlessAll(outcomes, 'deleteVolume')
+    const prefix = `${volumeId}:`
+    for (const key of [...this.#allocated]) if (key.startsWith(prefix)) this.#allocated.delete(key)
+    for (const key of [...this.#stale.keys()]) if (key.startsWith(prefix)) this.#stale.delete(key)
+  }
+
+  protected override async _flush(options?: AbortOptions): Promise<void> {
+    const dirty = new Map(this.#dirty)
+    this.#dirty.clear()
+    // Each peer checks the generations of the volumes it holds unflushed writes for, so losing
+    // one volume's lock does not fail the flushes of the others.
+    const generationsFor = (peer: PeerId): [VolumeId, number][] => [...(dirty.get(peer) ?? [])].map((v) => [v, this.generation(v)])
+    const peers = [this.peerId, ...[...dirty.keys()].filter((p) => p !== this.peerId)]
+    const outcomes = await this.#fanOut(peers, (peer) =>
+      peer === this.peerId
+        ? this.replica.flush(generationsFor(peer))
+        : this.#request(peer, REPLICA_METHODS.flush, { generations: generationsFor(peer) }, options),
+    )
+    // Failed peers still owe durability for those writes: the next flush asks them again.
+    for (const o of outcomes) if (!o.ok) for (const v of dirty.get(o.peer) ?? []) this.#markDirty(o.peer, v)
+    this.#throwUnlessAll(outcomes, 'flush')
+  }
+
+  #markDirty(peer: PeerId, volumeId: VolumeId): void {
+    const set = this.#dirty.get(peer)
+    if (set === undefined) this.#dirty.set(peer, new Set([volumeId]))
+    else set.add(volumeId)
+  }
+
+
+  protected _usage(): BlockStoreUsage {
+    const blocks = this.#allocated.size
+    return { blocks, usedBytes: blocks * this.blockSizeBytes, capacityBytes: this.replica.store.usage().capacityBytes }
+  }
+
+  /**
+   * Runs one mutation of `ref` on its replicas, serialised per block, and settles acknowledgement.
+   * It takes no signal: the base class checked it before we got here, and a fan-out cut short by
+   * an abort would leave the replicas disagreeing.
+   */
+  async #mutate(
+    ref: BlockRef,
+    kind: 'write' | 'put' | 'delete',
+    send: (peer: PeerId, generation: number, seq: number) => Promise<unknown>,
+  ): Promise<void> {
+    await this.#lockBlock(ref, async () => {
+      const replicas = this.#ring.peersFor(blockKey(ref.volumeId, ref.index))
+      const stale = this.#stale.get(ref.toString())
+      // A stale replica lacks earlier bytes: a partial write cannot fix it, a whole put or delete can.
+      const targets = kind === 'write' ? replicas.filter((p) => stale?.has(p) !== true) : replicas
+      if (targets.length === 0) throw unavailable('no current replica of the block', ref, [])
+      const generation = this.generation(ref.volumeId)
+      const seq = ++this.#seq
+      const outcomes = await this.#fanOut(targets, (peer) => send(peer, generation, seq))
+      const acked = outcomes.filter((o) => o.ok).map((o) => o.peer)
+      const failed = outcomes.filter((o): o is Extract<Outcome, { ok: false }> => !o.ok)
+      for (const p of acked) this.#markDirty(p, ref.volumeId)
+      const fenced = failed.find((o) => isTorusError(o.error, 'TORUS_LEASE_EXPIRED'))
+      if (fenced !== undefined) throw fenced.error
+      if (acked.length === 0) {
+        // Nothing is marked stale here: no replica is known to hold the new bytes, and one that
+        // runs this request late still runs it before our next request to it on that
+        // connection, so later writes land on top of it.
+        if (failed.every((o) => isTorusError(o.error, 'TORUS_OUT_OF_SPACE'))) throw failed[0]!.error
+        throw unavailable(`no replica acknowledged the ${kind}`, ref, failed.map((o) => o.error))
+      }
+      if (kind !== 'write') for (const p of acked) this.clearStale(ref, p)
+      if (failed.length > 0) {
+        const missed = failed.map((o) => o.peer)
+        // Whatever happens next, these replicas may lack this mutation: never read the block from them.
+        this.markStale(ref, missed)
+        this.#log.warn('replica write failed', { volume: ref.volumeId, index: ref.index, replicas: missed })
+        if (this.#onDegraded === undefined) throw unavailable(`the ${kind} reached only some replicas`, ref, failed.map((o) => o.error))
+        try {
+          await this.#onDegraded(ref, missed, { generation })
+        } catch (err) {
+          throw new TorusError('TORUS_UNAVAILABLE', `the ${kind} reached only some replicas and the stale ones could not be recorded`, {
+            cause: err,
+            details: { volumeId: ref.volumeId, index: ref.index, stale: missed },
+          })
+        }
+      }
+      this.#noteAllocated(ref, kind !== 'delete')
+    })
+  }
+
+  #readOrder(ref: BlockRef): PeerId[] {
+    const replicas = this.#ring.peersFor(blockKey(ref.volumeId, ref.index))
+    const stale = this.#stale.get(ref.toString())
+    const usable = replicas.filter((p) => stale?.has(p) !== true)
+    const local = usable.indexOf(this.peerId)
+    if (local > 0) usable.unshift(...usable.splice(local, 1))
+    return usable
+  }
+
+  #noteAllocated(ref: BlockRef, allocated: boolean): void {
+    if (allocated) this.#allocated.add(ref.toString())
+    else this.#allocated.delete(ref.toString())
+  }
+
+  async #fanOut(peers: readonly PeerId[], fn: (peer: PeerId) => Promise<unknown> | void): Promise<Outcome[]> {
+    return Promise.all(
+      peers.map(async (peer): Promise<Outcome> => {
+        try {
+          await fn(peer)
+          return { peer, ok: true }
+        } catch (error) {
+          if (!isTorusError(error)) throw error
+          return { peer, ok: false, error }
+        }
+      }),
+    )
+  }
+
+  #throwUnlessAll(outcomes: Outcome[], what: string): void {
+    const failed = outcomes.filter((o): o is Extract<Outcome, { ok: false }> => !o.ok)
+    if (failed.length === 0) return
+    const fenced = failed.find((o) => isTorusError(o.error, 'TORUS_LEASE_EXPIRED'))
+    if (fenced !== undefined) throw fenced.error
+    throw new TorusError('TORUS_UNAVAILABLE', `${what} failed on ${failed.length} of ${outcomes.length} peers`, {
+      cause: failed[0]!.error,
+      details: { peers: failed.map((o) => o.peer) },
+    })
+  }
+
+  async #request(peer: PeerId, method: string, body: TransportValue, options?: AbortOptions): Promise<TransportValue> {
+    const connection = await this.#connect(peer, options)
+    const requestOptions: { signal?: AbortSignal; timeoutMs?: number } = {}
+    if (options?.signal !== undefined) requestOptions.signal = options.signal
+    if (this.#timeoutMs !== undefined) requestOptions.timeoutMs = this.#timeoutMs
+    return connection.request(method, body, requestOptions)
+  }
+
+  async #connect(peer: PeerId, options?: AbortOptions): Promise<PeerConnection> {
+    const cached = this.#connections.get(peer)
+    if (cached !== undefined) {
+      const connection = await cached.catch(() => undefined)
+      if (connection !== undefined && connection.state !== 'closed') return connection
+      if (this.#connections.get(peer) === cached) this.#connections.delete(peer)
+    }
+    const address = this.#peerAddress(peer)
+    if (address === undefined) throw new TorusError('TORUS_UNAVAILABLE', 'no address for peer', { details: { peer } })
+    const connectOptions: { expectedPeerId: string; timeoutMs?: number; signal?: AbortSignal } = { expectedPeerId: peer }
+    if (this.#timeoutMs !== undefined) connectOptions.timeoutMs = this.#timeoutMs
+    if (options?.signal !== undefined) connectOptions.signal = options.signal
+    const dialing = this.#transport.connect(address, connectOptions)
+    this.#connections.set(peer, dialing)
+    try {
+      return await dialing
+    } catch (err) {
+      if (this.#connections.get(peer) === dialing) this.#connections.delete(peer)
+      throw err
+    }
+  }
+
+  async #lockBlock(ref: BlockRef, fn: () => Promise<void>): Promise<void> {
+    const key = ref.toString()
+    const prev = this.#blockLocks.get(key)
+    let release!: () => void
+    const mine = new Promise<void>((resolve) => (release = resolve))
+    const tail = prev === undefined ? mine : prev.then(() => mine)
+    this.#blockLocks.set(key, tail)
+    if (prev !== undefined) await prev
+    try {
+      await fn()
+    } finally {
+      release()
+      if (this.#blockLocks.get(key) === tail) this.#blockLocks.delete(key)
+    }
+  }
+}
+
+function parseRead(reply: TransportValue, target: Uint8Array): boolean {
+  const r = reply as { allocated?: unknown; bytes?: unknown } | null
+  if (typeof r !== 'object' || r === null || typeof r.allocated !== 'boolean' || !(r.bytes instanceof Uint8Array)) {
+    throw new TorusError('TORUS_PROTOCOL', 'malformed replica.read reply')
+  }
+  if (!r.allocated) {
+    target.fill(0)
+    return false
+  }
+  if (r.bytes.byteLength !== target.byteLength) throw new TorusError('TORUS_PROTOCOL', 'replica.read reply has the wrong length')
+  target.set(r.bytes)
+  return true
+}
+
+function unavailable(message: string, ref: BlockRef, errors: unknown[]): TorusError {
+  return new TorusError('TORUS_UNAVAILABLE', message, {
+    ...(errors.length > 0 ? { cause: errors.length === 1 ? errors[0] : new AggregateError(errors, message) } : {}),
+    details: { volumeId: ref.volumeId, index: ref.index, codes: errors.map((e) => (isTorusError(e) ? e.code : 'unknown')) },
+  })
+}

@@ -1,0 +1,10 @@
+/**
+ * @packageDocumentation
+ * The replicated data path: {@link DistributedBlockStore}, one peer's gateway that fans block
+ * writes out to the replicas the ring names and reads from the first healthy one, and
+ * {@link Replica} / {@link serveReplica}, the replica side with generation fencing and per-sector
+ * CRC-32C checksums.
+ */
+export { DistributedBlockStore, type DistributedBlockStoreOptions, type DegradedHook } from './distributed-block-store.js'
+export { Replica, serveReplica, REPLICA_METHODS, SECTOR_BYTES, type ReplicaOptions } from './replica.js'
+export { crc32c } from './crc32c.js'

@@ -1,0 +1,3 @@
+import { torusProject } from '../../vitest.shared.js'
+
+export default torusProject('distributor')
