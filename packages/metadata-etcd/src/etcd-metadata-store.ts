@@ -155,6 +155,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
 
   protected async _initCluster(config: ClusterConfig): Promise<void> {
     const ns = this.#kv
+    await this.#refuseNestedPrefix()
     const txn = await this.#run(() =>
       ns
         .if(ETCD_KEYS.cluster, 'Create', '==', 0)
@@ -510,6 +511,35 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
         this.#watches.delete(watch)
         await watch.close()
       },
+    }
+  }
+
+  /**
+   * A cluster whose prefix lies inside another cluster's (`torus/volumes/` in `torus/`), or
+   * contains one, would read the other's keys as its own records. Refuse to create it.
+   */
+  async #refuseNestedPrefix(): Promise<void> {
+    const client = this.#options.client ?? this.#client
+    if (client === undefined) return
+    const parts = this.prefix.split('/').filter((p) => p !== '')
+    const ancestors = parts.slice(0, -1).map((_, i) => `${parts.slice(0, i + 1).join('/')}/`)
+    for (const ancestor of ancestors) {
+      const found = await this.#run(() => client.get(`${ancestor}${ETCD_KEYS.cluster}`).exec())
+      if (found.kvs.length > 0) {
+        throw new TorusError('TORUS_INVALID_ARGUMENT', `prefix ${this.prefix} lies inside the cluster at prefix ${ancestor}; choose a prefix outside it`, {
+          details: { prefix: this.prefix, cluster: ancestor },
+        })
+      }
+    }
+    const keys = await this.#run(() => client.getAll().prefix(this.prefix).limit(10_000).keys())
+    const inner = keys.find((k) => k.endsWith(`/${ETCD_KEYS.cluster}`) && k !== `${this.prefix}${ETCD_KEYS.cluster}` && !k.startsWith(`${this.prefix}${ETCD_KEYS.volumes}`))
+    // A key like <prefix>volumes/cluster is a volume named "cluster"; anything else ending in
+    // /cluster below the prefix is another cluster's record.
+    if (inner !== undefined) {
+      const other = inner.slice(0, -ETCD_KEYS.cluster.length)
+      throw new TorusError('TORUS_INVALID_ARGUMENT', `prefix ${this.prefix} contains the cluster at prefix ${other}; choose a prefix that does not contain it`, {
+        details: { prefix: this.prefix, cluster: other },
+      })
     }
   }
 

@@ -117,4 +117,32 @@ describe.skipIf(endpoints.length === 0)('EtcdMetadataStore with hostile etcd con
       await watch.close()
     }
   })
+
+  it('refuses to create a cluster inside another cluster\'s prefix, or around one', async () => {
+    const inner = new EtcdMetadataStore({ hosts: endpoints, prefix: `${prefix}volumes/` })
+    await inner.open()
+    try {
+      await expect(inner.initCluster({ blockSizeBytes: 512 * 1024, replication: 2, ringType: 'ketama', createdAt: new Date().toISOString() })).rejects.toMatchObject({
+        code: 'TORUS_INVALID_ARGUMENT',
+        message: expect.stringContaining(`lies inside the cluster at prefix ${prefix}`),
+      })
+    } finally {
+      await inner.close()
+    }
+    const outerPrefix = prefix.split('/').slice(0, -2).join('/') + '/'
+    const outer = new EtcdMetadataStore({ hosts: endpoints, prefix: outerPrefix })
+    await outer.open()
+    try {
+      await expect(outer.initCluster({ blockSizeBytes: 512 * 1024, replication: 2, ringType: 'ketama', createdAt: new Date().toISOString() })).rejects.toMatchObject({
+        code: 'TORUS_INVALID_ARGUMENT',
+        message: expect.stringContaining('contains the cluster at prefix'),
+      })
+      expect(await outer.getClusterConfig()).toBeUndefined()
+    } finally {
+      await outer.close()
+    }
+    // A volume named "cluster" is not a nested cluster.
+    await store.createVolume({ name: 'cluster', sizeBytes: 1024 * 1024 })
+    expect((await store.listVolumes()).map((v) => v.name)).toContain('cluster')
+  })
 })
