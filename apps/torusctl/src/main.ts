@@ -1,4 +1,4 @@
-import { isTorusError, type RingType } from '@torus/core'
+import { isTorusError, RING_TYPES, type RingType } from '@torus/core'
 import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import type { ClusterBackend } from './backend.js'
@@ -19,7 +19,6 @@ interface Global {
   output: OutputFormat
 }
 
-const RING_TYPES = ['ketama', 'mod', 'single'] as const
 
 function run(action: (backend: ClusterBackend, ctx: CommandContext) => Promise<string>) {
   return async (argv: object): Promise<void> => {

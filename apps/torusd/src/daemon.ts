@@ -242,17 +242,33 @@ export class Daemon {
   }
 
   async #sweepDeletedVolumes(): Promise<void> {
-    const metadata = this.#metadata!
-    const store = this.#store!
-    if (!store.supports.iterate || !this.#boundToCluster) return
-    const next = await metadata.nextVolumeId()
+    if (!this.#store!.supports.iterate || !this.#boundToCluster) return
+    const { unknown, nextId } = await this.#unknownLocalVolumes(this.#metadata!, this.#store!)
+    await this.#dropDeletedVolumes(this.#store!, unknown, nextId)
+  }
+
+  /** Local volume ids the metadata does not list, the metadata's volume ids, and its id watermark. */
+  async #unknownLocalVolumes(metadata: MetadataStore, store: BlockStore): Promise<{ unknown: Set<VolumeId>; known: Set<number>; nextId: number }> {
+    // The id watermark first: a volume created between the two reads is then listed, never
+    // mistaken for a deleted one.
+    const nextId = await metadata.nextVolumeId()
     const known = new Set<number>((await metadata.listVolumes()).map((v) => v.id))
-    const local = new Set<number>()
-    for await (const ref of store.refs()) local.add(ref.volumeId)
-    for (const id of local) {
-      if (known.has(id) || id >= next) continue
-      await store.deleteVolume(id as VolumeId)
+    const unknown = new Set<VolumeId>()
+    for await (const ref of store.refs()) if (!known.has(ref.volumeId)) unknown.add(ref.volumeId)
+    return { unknown, known, nextId }
+  }
+
+  /**
+   * With etcd, torusctl deletes volumes in etcd directly: an id the metadata has handed out
+   * (below nextVolumeId) but no longer lists was deleted, and its blocks can go. Removes the
+   * dropped ids from `unknown`.
+   */
+  async #dropDeletedVolumes(store: BlockStore, unknown: Set<VolumeId>, nextId: number): Promise<void> {
+    for (const id of [...unknown]) {
+      if (id >= nextId) continue
+      await store.deleteVolume(id)
       await store.flush()
+      unknown.delete(id)
       this.#log.info('dropped blocks of a deleted volume', { id })
     }
   }
@@ -302,23 +318,8 @@ export class Daemon {
    */
   async #checkBlocksAgainstMetadata(metadata: MetadataStore, store: BlockStore, pending: PendingDeletes): Promise<void> {
     if (!store.supports.iterate) return
-    // The id watermark first: a volume created between the two reads is then listed, never
-    // mistaken for a deleted one.
-    const nextId = await metadata.nextVolumeId()
-    const known = new Set<number>((await metadata.listVolumes()).map((v) => v.id))
-    const unknown = new Set<VolumeId>()
-    for await (const ref of store.refs()) if (!known.has(ref.volumeId)) unknown.add(ref.volumeId)
-    // With etcd, torusctl deletes volumes in etcd directly: an id the metadata has handed out
-    // (below nextVolumeId) but no longer lists was deleted, and its blocks can go.
-    if (this.config.etcd !== undefined && this.#boundToCluster) {
-      for (const id of [...unknown]) {
-        if (id >= nextId) continue
-        await store.deleteVolume(id)
-        await store.flush()
-        unknown.delete(id)
-        this.#log.info('dropped blocks of a deleted volume', { id })
-      }
-    }
+    const { unknown, known, nextId } = await this.#unknownLocalVolumes(metadata, store)
+    if (this.config.etcd !== undefined && this.#boundToCluster) await this.#dropDeletedVolumes(store, unknown, nextId)
     const journalled = new Set(await pending.read())
     for (const id of journalled) {
       if (known.has(id)) {

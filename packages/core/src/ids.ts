@@ -21,7 +21,8 @@ export function blockIndex(n: number): BlockIndex {
   return n as BlockIndex
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+/** A lowercase UUID: peer ids and cluster ids. */
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 export function peerId(s: string): PeerId {
   if (!UUID_RE.test(s)) throw new RangeError(`invalid peer id: ${s}`)

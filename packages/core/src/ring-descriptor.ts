@@ -2,7 +2,9 @@ import { TorusError } from './errors.js'
 import { peerId, type PeerId } from './ids.js'
 import type { RingDescriptor, RingType } from './contracts/index.js'
 
-const RING_TYPES: ReadonlySet<string> = new Set<RingType>(['single', 'mod', 'ketama'])
+/** Every ring type, for validation and command-line choices. */
+export const RING_TYPES = ['ketama', 'mod', 'single'] as const satisfies readonly RingType[]
+const RING_TYPE_SET: ReadonlySet<string> = new Set<string>(RING_TYPES)
 
 export interface NormalizeRingOptions {
   /**
@@ -27,7 +29,7 @@ export function normalizeRingDescriptor(input: RingDescriptor, options: Normaliz
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
     throw invalid(`version must be a non-negative integer, got ${String(version)}`)
   }
-  if (typeof type !== 'string' || !RING_TYPES.has(type)) throw invalid(`unknown type ${JSON.stringify(type)}: use single, mod or ketama`)
+  if (typeof type !== 'string' || !RING_TYPE_SET.has(type)) throw invalid(`unknown type ${JSON.stringify(type)}: use single, mod or ketama`)
   if (typeof replication !== 'number' || !Number.isSafeInteger(replication) || replication < 1 || replication > 16) {
     throw invalid(`replication must be an integer from 1 to 16, got ${String(replication)}`)
   }

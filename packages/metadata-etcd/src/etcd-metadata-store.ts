@@ -14,29 +14,17 @@ import type {
   VolumeLock,
   WatchRingOptions,
 } from '@torus/core'
-import { AbstractMetadataStore, normalizeClusterConfig, normalizePeerInfo, normalizeVolumeInfo, ringConflict } from '@torus/metadata'
+import { AbstractMetadataStore, normalizeClusterConfig, normalizePeerInfo, ringConflict } from '@torus/metadata'
 import { Etcd3 } from 'etcd3'
 import type { IKeyValue, ITxnResponse, Namespace } from 'etcd3'
 import { mapEtcdError } from './map-etcd-error.js'
+import { EtcdRecords, revision, type LockRecord } from './etcd-records.js'
+import { ETCD_KEYS } from './keys.js'
 import { KeyWatch } from './key-watch.js'
 
 export const DEFAULT_PREFIX = 'torus/'
 
-/** Keys relative to the store's prefix; see the package README for what each holds. */
-export const ETCD_KEYS = Object.freeze({
-  cluster: 'cluster',
-  volumes: 'volumes/',
-  volume: (name: string): string => `volumes/${name}`,
-  nextVolumeId: 'volume-ids/next',
-  /** Reservation of one id, written with the volume: makes a second volume with the same id impossible. */
-  volumeId: (id: number): string => `volume-ids/${id}`,
-  lock: (name: string): string => `locks/${name}`,
-  peers: 'peers/',
-  peer: (id: string): string => `peers/${id}`,
-  alivePeers: 'peers-alive/',
-  alivePeer: (id: string): string => `peers-alive/${id}`,
-  ring: 'ring',
-})
+export { ETCD_KEYS }
 
 /** Unary calls that get no answer within this fail with TORUS_TIMEOUT instead of hanging. */
 export const DEFAULT_CALL_TIMEOUT_MS = 5000
@@ -68,12 +56,6 @@ export type EtcdMetadataStoreOptions = EtcdMetadataStoreCommonOptions &
     | { /** `host:port` or `http://host:port`, one or many. The store owns its client. */ hosts: string | string[]; client?: never }
   )
 
-/** What the lock key holds; the generation is the key's create revision, not stored. */
-interface LockRecord {
-  holder: string
-  leaseId: LeaseId
-}
-
 /** What `peers/<id>` holds: the last heartbeat, kept after the peer's lease ends. */
 interface PeerRecord {
   info: PeerInfo
@@ -94,6 +76,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
   #client: Etcd3 | undefined
   #ns: Namespace | undefined
   readonly #watches = new Set<KeyWatch>()
+  readonly #records: EtcdRecords
 
   constructor(options: EtcdMetadataStoreOptions) {
     super()
@@ -102,6 +85,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
     const prefix = options.prefix ?? DEFAULT_PREFIX
     if (typeof prefix !== 'string' || prefix.length === 0) throw new TypeError('prefix must be a non-empty string')
     this.prefix = prefix
+    this.#records = new EtcdRecords(prefix)
     this.logger = options.logger ?? silentLogger
     this.#options = options
   }
@@ -150,7 +134,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
 
   protected async _getClusterConfig(): Promise<ClusterConfig | undefined> {
     const kv = await this.#get(ETCD_KEYS.cluster)
-    return kv === undefined ? undefined : this.#checked(kv, normalizeClusterConfig)
+    return kv === undefined ? undefined : this.#records.checked(kv, normalizeClusterConfig)
   }
 
   protected async _initCluster(config: ClusterConfig): Promise<void> {
@@ -175,7 +159,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
     for (let attempt = 0; attempt < MAX_COUNTER_ATTEMPTS; attempt++) {
       throwIfAborted(options.signal)
       const counter = await this.#get(ETCD_KEYS.nextVolumeId)
-      const next = counter === undefined ? 1 : this.#counter(counter)
+      const next = counter === undefined ? 1 : this.#records.counter(counter)
       if (next > MAX_VOLUME_ID) throw new TorusError('TORUS_OUT_OF_SPACE', 'volume ids are exhausted')
       const info: VolumeInfo = Object.freeze({
         name: request.name,
@@ -223,14 +207,14 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
   protected async _getVolume(name: string): Promise<VolumeInfo | undefined> {
     const key = ETCD_KEYS.volume(name)
     const kv = await this.#get(key)
-    return kv === undefined ? undefined : this.#volume(kv, name)
+    return kv === undefined ? undefined : this.#records.volume(kv, name)
   }
 
   protected async _listVolumes(): Promise<VolumeInfo[]> {
     const ns = this.#kv
     const res = await this.#run(() => ns.getAll().prefix(ETCD_KEYS.volumes).sort('Key', 'Ascend').exec())
     // etcd sorts by key bytes, which is the order listVolumes promises for the ASCII names allowed.
-    return res.kvs.map((kv) => this.#volume(kv, this.#relKey(kv).slice(ETCD_KEYS.volumes.length)))
+    return res.kvs.map((kv) => this.#records.volume(kv, this.#records.relKey(kv).slice(ETCD_KEYS.volumes.length)))
   }
 
   protected async _deleteVolume(name: string, options: AbortOptions): Promise<VolumeInfo> {
@@ -249,9 +233,9 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
           .else(ns.get(key), ns.get(lockKey))
           .commit(),
       )
-      if (txn.succeeded) return this.#volume(current, name)
+      if (txn.succeeded) return this.#records.volume(current, name)
       const lock = rangeOf(txn, 1)
-      if (lock !== undefined) throw lockedError(this.#lock(name, lock))
+      if (lock !== undefined) throw lockedError(this.#records.lock(name, lock))
       if (rangeOf(txn, 0) === undefined) throw notFound(name)
       // The volume was deleted and created again between the read and the transaction.
     }
@@ -337,7 +321,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
       }
       if (rangeOf(txn, 0) === undefined) throw notFound(name)
       const lock = rangeOf(txn, 1)
-      if (lock !== undefined) throw lockedError(this.#lock(name, lock))
+      if (lock !== undefined) throw lockedError(this.#records.lock(name, lock))
       // The lock that made the compare fail vanished before the else-branch read it (its lease
       // expired or it was released): try again.
       throwIfAborted(options.signal)
@@ -346,7 +330,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
 
   protected async _getVolumeLock(name: string): Promise<VolumeLock | undefined> {
     const kv = await this.#get(ETCD_KEYS.lock(name))
-    return kv === undefined ? undefined : this.#lock(name, kv)
+    return kv === undefined ? undefined : this.#records.lock(name, kv)
   }
 
   protected async _unlockVolume(lock: VolumeLock): Promise<void> {
@@ -362,15 +346,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
 
   protected async _nextVolumeId(): Promise<number> {
     const counter = await this.#get(ETCD_KEYS.nextVolumeId)
-    return counter === undefined ? 1 : this.#counter(counter)
-  }
-
-  #counter(kv: IKeyValue): number {
-    const text = kv.value.toString('utf8')
-    // Strictly decimal: Number() would also take "0x10", " 7 " or "1e3".
-    const next = /^[1-9][0-9]{0,15}$/.test(text) ? Number(text) : Number.NaN
-    if (!Number.isSafeInteger(next) || next > MAX_VOLUME_ID + 1) throw this.#corrupt(this.prefix + this.#relKey(kv), `${JSON.stringify(text.slice(0, 40))} is not a volume id counter`)
-    return next
+    return counter === undefined ? 1 : this.#records.counter(counter)
   }
 
   protected async _putPeer(info: PeerInfo, leaseId: LeaseId): Promise<void> {
@@ -400,10 +376,10 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
         .commit(),
     )
     const records = txn.responses[0]?.response_range?.kvs ?? []
-    const alive = new Set((txn.responses[1]?.response_range?.kvs ?? []).map((kv) => this.#relKey(kv).slice(ETCD_KEYS.alivePeers.length)))
+    const alive = new Set((txn.responses[1]?.response_range?.kvs ?? []).map((kv) => this.#records.relKey(kv).slice(ETCD_KEYS.alivePeers.length)))
     const peers = records.map((kv) => {
-      const info = this.#checked(kv, (raw) => normalizePeerInfo((raw as Partial<PeerRecord> | null)?.info))
-      if (this.#relKey(kv) !== ETCD_KEYS.peer(info.id)) throw this.#corrupt(this.prefix + this.#relKey(kv), `it holds the record of peer ${info.id}`)
+      const info = this.#records.checked(kv, (raw) => normalizePeerInfo((raw as Partial<PeerRecord> | null)?.info))
+      if (this.#records.relKey(kv) !== ETCD_KEYS.peer(info.id)) throw this.#records.corrupt(kv, `it holds the record of peer ${info.id}`)
       return Object.freeze({ ...info, alive: alive.has(info.id) })
     })
     return peers.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
@@ -440,11 +416,11 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
     const ringKv = rangeOf(txn, 0)
     const clusterKv = rangeOf(txn, 1)
     if (ringKv !== undefined) {
-      const ring = this.#checked(ringKv, (raw) => normalizeRingDescriptor(raw as RingDescriptor, { allowEmpty: true }))
+      const ring = this.#records.checked(ringKv, (raw) => normalizeRingDescriptor(raw as RingDescriptor, { allowEmpty: true }))
       return { ring, modRevision: ringKv.mod_revision, revision: txn.header.revision }
     }
     if (clusterKv === undefined) return { ring: undefined, modRevision: '0', revision: txn.header.revision }
-    const cluster = this.#checked(clusterKv, normalizeClusterConfig)
+    const cluster = this.#records.checked(clusterKv, normalizeClusterConfig)
     return {
       ring: Object.freeze({ version: 0, type: cluster.ringType, replication: cluster.replication, members: Object.freeze([]) }),
       modRevision: '0',
@@ -544,56 +520,6 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
   }
 
   /** Parses and checks a record read from etcd; anything wrong is TORUS_CORRUPT naming the key. */
-  /**
-   * A key relative to the prefix. etcd3's namespace strips the prefix from plain range
-   * responses but not from ranges inside a transaction, so accept both.
-   */
-  #relKey(kv: IKeyValue): string {
-    const key = kv.key.toString('utf8')
-    return key.startsWith(this.prefix) ? key.slice(this.prefix.length) : key
-  }
-
-  #checked<T>(kv: IKeyValue, normalize: (raw: unknown) => T): T {
-    const key = this.prefix + this.#relKey(kv)
-    let raw: unknown
-    try {
-      raw = JSON.parse(kv.value.toString('utf8'))
-    } catch (err) {
-      throw this.#corrupt(key, 'it does not hold JSON', err)
-    }
-    try {
-      return normalize(raw)
-    } catch (err) {
-      throw this.#corrupt(key, (err as Error).message, err)
-    }
-  }
-
-  #corrupt(key: string, why: string, cause?: unknown): TorusError {
-    // Removing a key is a fix only where the key is disposable. The cluster record, a volume
-    // record or an id key going away would lose the cluster's identity, a volume (and, through
-    // the deleted-volume sweep, its blocks) or the promise that ids are never reused.
-    const rel = key.startsWith(this.prefix) ? key.slice(this.prefix.length) : key
-    const precious = rel === ETCD_KEYS.cluster || rel.startsWith(ETCD_KEYS.volumes) || rel.startsWith('volume-ids/')
-    const fix = precious ? 'restore it from a backup of etcd (do not delete it)' : `restore it from a backup or remove it (etcdctl del ${key})`
-    return new TorusError('TORUS_CORRUPT', `etcd key ${key} is malformed (${why}); ${fix}`, { ...(cause === undefined ? {} : { cause }), details: { key } })
-  }
-
-  #volume(kv: IKeyValue, name: string): VolumeInfo {
-    const info = this.#checked(kv, normalizeVolumeInfo)
-    if (info.name !== name) throw this.#corrupt(this.prefix + this.#relKey(kv), `it holds the record of volume ${info.name}`)
-    return info
-  }
-
-  #lock(volume: string, kv: IKeyValue): VolumeLock {
-    if (kv.lease === '0' || kv.lease === '') throw this.#corrupt(this.prefix + this.#relKey(kv), 'a volume lock must be bound to a lease, or it never ends')
-    const record = this.#checked(kv, (raw) => {
-      const r = raw as Partial<LockRecord> | null
-      if (typeof r?.holder !== 'string' || r.holder.length === 0 || typeof r.leaseId !== 'string') throw new Error('holder and leaseId must be strings')
-      return { holder: r.holder, leaseId: r.leaseId }
-    })
-    return Object.freeze({ volume, holder: record.holder, leaseId: record.leaseId, generation: revision(kv.create_revision) })
-  }
-
   async #get(key: string): Promise<IKeyValue | undefined> {
     const ns = this.#kv
     const res = await this.#run(() => ns.get(key).exec())
@@ -618,12 +544,6 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
 /** etcd lease ids are int64s that the client carries as decimal strings. */
 function etcdLeaseId(leaseId: LeaseId): string | undefined {
   return /^[1-9][0-9]{0,18}$/.test(leaseId) ? leaseId : undefined
-}
-
-function revision(value: string): number {
-  const n = Number(value)
-  if (!Number.isSafeInteger(n)) throw new TorusError('TORUS_CORRUPT', `etcd revision ${value} is not a safe integer`)
-  return n
 }
 
 /** The first key-value of the `index`-th range response in a transaction, if any. */

@@ -1,6 +1,8 @@
 import {
   normalizeRingDescriptor,
+  RING_TYPES,
   TorusError,
+  UUID_RE,
   throwIfAborted,
   validateBlockSize,
   validateReplication,
@@ -26,9 +28,7 @@ import type {
 } from '@torus/core'
 import { randomUUID } from 'node:crypto'
 import { normalizePeerInfo, validatePeerId } from './peer-info.js'
-import { UUID_RE } from './records.js'
 
-const RING_TYPES: ReadonlySet<RingType> = new Set(['ketama', 'mod', 'single'])
 
 /**
  * Base class for metadata stores. Each public method validates its arguments, checks that the
@@ -100,7 +100,7 @@ export abstract class AbstractMetadataStore implements MetadataStore {
 
   async initCluster(config: ClusterConfig, options: AbortOptions = {}): Promise<void> {
     if (typeof config !== 'object' || config === null) throw new TypeError('config must be an object')
-    if (!RING_TYPES.has(config.ringType)) {
+    if (!RING_TYPES.includes(config.ringType)) {
       throw new TorusError('TORUS_INVALID_ARGUMENT', `invalid ring type ${JSON.stringify(config.ringType)}: use ketama, mod or single`)
     }
     if (typeof config.createdAt !== 'string' || Number.isNaN(Date.parse(config.createdAt))) {

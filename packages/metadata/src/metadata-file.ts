@@ -1,8 +1,7 @@
-import { MAX_VOLUME_ID, normalizeRingDescriptor, TorusError, VOLUME_NAME_RE, volumeId } from '@torus/core'
+import { MAX_VOLUME_ID, normalizeRingDescriptor, TorusError, UUID_RE, VOLUME_NAME_RE, volumeId } from '@torus/core'
 import type { ClusterConfig, PeerInfo, RingDescriptor, VolumeInfo, VolumeLock } from '@torus/core'
 import { MetadataModel } from './metadata-model.js'
 import { normalizePeerInfo } from './peer-info.js'
-import { UUID_RE } from './records.js'
 
 /** The only format version this code reads and writes. Bump it on any incompatible change. */
 export const METADATA_FORMAT_VERSION = 1

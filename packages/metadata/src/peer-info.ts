@@ -1,7 +1,6 @@
-import { TorusError } from '@torus/core'
+import { TorusError, UUID_RE } from '@torus/core'
 import type { PeerInfo } from '@torus/core'
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 function invalid(message: string): TorusError {
   return new TorusError('TORUS_INVALID_ARGUMENT', `invalid peer info: ${message}`)

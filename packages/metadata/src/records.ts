@@ -1,8 +1,6 @@
-import { MAX_VOLUME_ID, normalizeRingDescriptor, TorusError, VOLUME_NAME_RE, validateBlockSize, validateReplication, validateVolumeSize, volumeId } from '@torus/core'
+import { MAX_VOLUME_ID, normalizeRingDescriptor, RING_TYPES, TorusError, UUID_RE, VOLUME_NAME_RE, validateBlockSize, validateReplication, validateVolumeSize, volumeId } from '@torus/core'
 import type { ClusterConfig, RingType, VolumeInfo } from '@torus/core'
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-const RING_TYPES: ReadonlySet<string> = new Set<RingType>(['ketama', 'mod', 'single'])
 
 /**
  * Checks of records read back from a backend (etcd, a metadata file): anything that came from
@@ -26,7 +24,7 @@ function isoTime(raw: unknown, what: string, field: string): string {
 export function normalizeClusterConfig(raw: unknown): ClusterConfig {
   const c = object(raw, 'cluster config')
   if (c['id'] !== undefined && (typeof c['id'] !== 'string' || !UUID_RE.test(c['id']))) throw invalid('cluster config', 'id must be a lowercase UUID')
-  if (typeof c['ringType'] !== 'string' || !RING_TYPES.has(c['ringType'])) throw invalid('cluster config', `ringType ${JSON.stringify(c['ringType'])} is not ketama, mod or single`)
+  if (typeof c['ringType'] !== 'string' || !(RING_TYPES as readonly string[]).includes(c['ringType'])) throw invalid('cluster config', `ringType ${JSON.stringify(c['ringType'])} is not ketama, mod or single`)
   return Object.freeze({
     ...(c['id'] === undefined ? {} : { id: c['id'] as string }),
     blockSizeBytes: validateBlockSize(c['blockSizeBytes']),
@@ -54,4 +52,3 @@ export function normalizeVolumeInfo(raw: unknown): VolumeInfo {
   })
 }
 
-export { normalizeRingDescriptor, UUID_RE }

@@ -1,4 +1,4 @@
-import { formatSize, TorusError } from '@torus/core'
+import { formatSize, TorusError, UUID_RE } from '@torus/core'
 import type { PeerStatus, RingMember } from '@torus/core'
 import type { ClusterBackend } from '../backend.js'
 import { isBalanced, memberState, missingMembers, relativeAge, usagePercent } from '../cluster-view.js'
@@ -141,7 +141,6 @@ export async function peerForget(backend: ClusterBackend, uuids: readonly string
   return ctx.output === 'json' ? renderJson({ forgotten: ids }) : ids.map((id) => `forgot peer ${id}\n`).join('')
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /** Peer UUIDs as typed (any case) to the lowercase form peers report; duplicates dropped. */
 export function parsePeerIds(input: readonly string[]): string[] {
