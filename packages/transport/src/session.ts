@@ -478,9 +478,9 @@ export class Session implements FrameSink {
     if (this.#state !== 'closed') this.#protocolError(new TorusError('TORUS_PROTOCOL', message))
   }
 
-  /** Ends a session whose pipe never opened (dial failed, timed out, aborted). */
+  /** Ends a session whose connect failed, timed out or was aborted (its pipe may be open, mid-hello). */
   abandon(error: TorusError): void {
-    this.#shutdown(CloseCode.ABNORMAL, 'abandoned', error)
+    this.#shutdown(CloseCode.GOING_AWAY, 'connect abandoned', error)
   }
 
   /** A frame we cannot accept: tell the peer why, log, close. */

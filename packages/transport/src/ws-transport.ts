@@ -138,7 +138,9 @@ class WsPipe implements FramePipe {
     this.#closing = true
     const ws = this.#ws
     if (ws.readyState === WebSocket.CLOSED) return
-    if (ws.readyState === WebSocket.OPEN) ws.close(code, reason)
+    // 1005/1006/1015 describe a close, they are never sent; ws throws on them. A pipe that
+    // opened while its session was being abandoned gets here with 1006: just cut it.
+    if (ws.readyState === WebSocket.OPEN && isSendableCloseCode(code)) ws.close(code, closeReason(reason))
     else ws.terminate()
     this.#graceTimer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS)
     this.#graceTimer.unref()
@@ -147,6 +149,19 @@ class WsPipe implements FramePipe {
   terminate(): void {
     this.#ws.terminate()
   }
+}
+
+/** Close codes RFC 6455 lets an endpoint put in a close frame. */
+function isSendableCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999)
+}
+
+/** A close frame's reason is at most 123 UTF-8 bytes; cut on a character boundary. */
+function closeReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason
+  let cut = reason.slice(0, 123)
+  while (Buffer.byteLength(cut) > 123) cut = cut.slice(0, -1)
+  return cut
 }
 
 /**

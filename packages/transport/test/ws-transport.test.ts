@@ -180,6 +180,38 @@ describe('WsTransport: refusing peers', () => {
   })
 })
 
+describe('WsTransport: abandoning a connect', () => {
+  it('abandons a connect whose server accepted the socket but never answers the hello, closing it cleanly', async () => {
+    // The socket is OPEN while the session is still in its hello: abandoning must cut it
+    // without throwing (ws refuses to send the reserved code 1006).
+    const httpServer = http.createServer()
+    const { WebSocketServer } = await import('ws')
+    const wss = new WebSocketServer({ server: httpServer, handleProtocols: () => WS_SUBPROTOCOL })
+    const received: Buffer[] = []
+    const serverSide = new Promise<{ closed: Promise<number> }>((resolve) => {
+      wss.on('connection', (ws) => {
+        ws.on('message', (data: Buffer) => received.push(data))
+        resolve({ closed: new Promise<number>((r) => ws.on('close', (code) => r(code))) })
+      })
+    })
+    await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r))
+    cleanup.push(async () => {
+      for (const c of wss.clients) c.terminate()
+      wss.close()
+      await new Promise<void>((r) => httpServer.close(() => r()))
+    })
+    const port = (httpServer.address() as { port: number }).port
+    const client = transport({ peerId: CLIENT_ID })
+    const controller = new AbortController()
+    const connecting = client.connect(`ws://127.0.0.1:${port}`, { signal: controller.signal, timeoutMs: 10_000 })
+    const { closed } = await serverSide
+    await until(() => received.length > 0) // the client's HELLO arrived: the pipe is open
+    controller.abort()
+    await expect(connecting).rejects.toMatchObject({ code: 'TORUS_ABORTED' })
+    expect(await closed).toBe(1001)
+  })
+})
+
 describe('WsTransport: reconnecting', () => {
   it('reconnects after every connection is cut without a close handshake', async () => {
     const s = await server()
