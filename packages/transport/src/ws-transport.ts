@@ -32,6 +32,12 @@ export interface WsTransportOptions extends TransportOptions {
   maskFrames?: boolean
   /** Ping period in ms; 0 turns keep-alive off. Default 15 s. */
   keepAliveMs?: number
+  /**
+   * Share this HTTP server's port instead of binding one: `listen(address)` then only adds the
+   * WebSocket upgrade handling to `server` (which must already listen; its owner closes it) and
+   * takes `address` as the advertised one. Plain HTTP requests stay the server's business.
+   */
+  server?: http.Server
 }
 
 /** How long a closing socket may take to finish the close handshake before it is destroyed. */
@@ -173,6 +179,8 @@ export class WsTransport extends AbstractTransport {
   readonly #keepAliveMs: number
   #server: http.Server | undefined
   #wss: WebSocketServer | undefined
+  readonly #shared: http.Server | undefined
+  #upgradeListener: ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined
   readonly #pipes = new Set<WsPipe>()
   readonly #pipeDone = (pipe: WsPipe): void => {
     this.#pipes.delete(pipe)
@@ -184,6 +192,7 @@ export class WsTransport extends AbstractTransport {
     const keepAliveMs = options.keepAliveMs ?? 15_000
     if (!Number.isSafeInteger(keepAliveMs) || keepAliveMs < 0) throw new RangeError(`keepAliveMs must be a non-negative integer, got ${String(keepAliveMs)}`)
     this.#keepAliveMs = keepAliveMs
+    this.#shared = options.server
   }
 
   protected _checkAddress(address: string): void {
@@ -193,10 +202,6 @@ export class WsTransport extends AbstractTransport {
   protected async _listen(address: string): Promise<string> {
     const url = parseWsAddress(address)
     if (url.pathname !== '/' || url.search !== '') throw new TorusError('TORUS_INVALID_ARGUMENT', `listen address takes no path: ${address}`)
-    const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
-    // URL drops a default port, so an explicit ':80' reads back as ''.
-    const port = url.port === '' ? 80 : Number(url.port)
-    const log = this.options.logger
     const wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.options.maxFrameBytes,
@@ -205,37 +210,22 @@ export class WsTransport extends AbstractTransport {
       skipUTF8Validation: true,
       handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
     })
+    this.#wss = wss
+    const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => this.#upgrade(wss, req, socket, head)
+    if (this.#shared !== undefined) {
+      // The owner bound the port; we only take the upgrades and advertise what we were told.
+      this.#shared.on('upgrade', onUpgrade)
+      this.#upgradeListener = onUpgrade
+      return url.href.replace(/\/$/, '')
+    }
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+    // URL drops a default port, so an explicit ':80' reads back as ''.
+    const port = url.port === '' ? 80 : Number(url.port)
     const server = http.createServer((req, res) => {
       res.writeHead(426, { connection: 'close', upgrade: 'websocket', 'content-type': 'text/plain' })
       res.end('this port speaks the Torus peer transport (WebSocket)\n')
     })
-    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      socket.on('error', () => {})
-      const remote = formatRemote(req.socket.remoteAddress, req.socket.remotePort)
-      const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim())
-      if (!offered.includes(WS_SUBPROTOCOL)) {
-        log.warn('upgrade refused', { remote, reason: `missing subprotocol ${WS_SUBPROTOCOL}` })
-        const body = `missing subprotocol ${WS_SUBPROTOCOL}\n`
-        socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
-        return
-      }
-      const refused = this._refuseReason()
-      if (refused !== undefined) {
-        log.warn('upgrade refused', { remote, reason: refused })
-        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
-        return
-      }
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        const session = this._accept(remote)
-        if (session === undefined) {
-          ws.terminate()
-          return
-        }
-        const pipe = new WsPipe(ws, socket as Socket, session, this.options.clock, this.#keepAliveMs, this.#pipeDone)
-        this.#pipes.add(pipe)
-        session.start(pipe)
-      })
-    })
+    server.on('upgrade', onUpgrade)
     server.on('clientError', (_err, socket) => socket.destroy())
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -248,11 +238,40 @@ export class WsTransport extends AbstractTransport {
         ? new TorusError('TORUS_ALREADY_EXISTS', `address in use: ${address}`, { cause: err })
         : new TorusError('TORUS_INVALID_ARGUMENT', `cannot listen on ${address}: ${err.message}`, { cause: err })
     })
-    server.on('error', (err) => log.error('listener error', { error: err }))
+    server.on('error', (err) => this.options.logger.error('listener error', { error: err }))
     this.#server = server
-    this.#wss = wss
     const bound = server.address() as AddressInfo
     return `ws://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`
+  }
+
+  /** One HTTP upgrade: checks the subprotocol and the hello cap, then starts a session. */
+  #upgrade(wss: WebSocketServer, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const log = this.options.logger
+    socket.on('error', () => {})
+    const remote = formatRemote(req.socket.remoteAddress, req.socket.remotePort)
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim())
+    if (!offered.includes(WS_SUBPROTOCOL)) {
+      log.warn('upgrade refused', { remote, reason: `missing subprotocol ${WS_SUBPROTOCOL}` })
+      const body = `missing subprotocol ${WS_SUBPROTOCOL}\n`
+      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+      return
+    }
+    const refused = this._refuseReason()
+    if (refused !== undefined) {
+      log.warn('upgrade refused', { remote, reason: refused })
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      return
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const session = this._accept(remote)
+      if (session === undefined) {
+        ws.terminate()
+        return
+      }
+      const pipe = new WsPipe(ws, socket as Socket, session, this.options.clock, this.#keepAliveMs, this.#pipeDone)
+      this.#pipes.add(pipe)
+      session.start(pipe)
+    })
   }
 
   protected _dial(address: string, sink: FrameSink, signal: AbortSignal): Promise<FramePipe> {
@@ -312,6 +331,8 @@ export class WsTransport extends AbstractTransport {
         server.closeAllConnections()
       })
     }
+    if (this.#upgradeListener !== undefined) this.#shared?.off('upgrade', this.#upgradeListener)
+    this.#upgradeListener = undefined
     this.#wss?.close()
     await Promise.all(closing)
     clearTimeout(grace)

@@ -212,6 +212,27 @@ describe('WsTransport: abandoning a connect', () => {
   })
 })
 
+describe('WsTransport: sharing an HTTP server', () => {
+  it('takes only the upgrades of a server it does not own, and leaves it running when closed', async () => {
+    const httpServer = http.createServer((_req, res) => res.end('control api'))
+    await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r))
+    cleanup.push(() => new Promise<void>((r) => httpServer.close(() => r())))
+    const port = (httpServer.address() as { port: number }).port
+    const shared = new WsTransport({ clusterId: CLUSTER, secret: SECRET, peerId: SERVER_ID, server: httpServer })
+    shared.handle('ping', () => 'pong')
+    expect(await shared.listen(`ws://127.0.0.1:${port}`)).toBe(`ws://127.0.0.1:${port}`)
+    const client = transport({ peerId: CLIENT_ID })
+    const connection = await client.connect(`ws://127.0.0.1:${port}`, { expectedPeerId: SERVER_ID })
+    expect(await connection.request('ping', null)).toBe('pong')
+    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('control api')
+    await connection.close()
+    await shared.close()
+    expect(httpServer.listening).toBe(true)
+    expect(httpServer.listenerCount('upgrade')).toBe(0)
+    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('control api')
+  })
+})
+
 describe('WsTransport: reconnecting', () => {
   it('reconnects after every connection is cut without a close handshake', async () => {
     const s = await server()
