@@ -32,8 +32,13 @@ export interface DistributedBlockStoreOptions {
   peerId: PeerId | string
   /** Placement; replace it with `setRing()` when the ring changes. */
   ring: Ring
-  /** The peer's own store; it holds this peer's replicas and is owned (opened, closed) by this store. */
-  local: BlockStore
+  /**
+   * The peer's own store; it holds this peer's replicas and is owned (opened, closed) by this
+   * store. Absent for a storage-less gateway (`torusblk nbdserver`), which is never a ring member.
+   */
+  local?: BlockStore
+  /** Block size; required without `local` (else it is the local store's). */
+  blockSizeBytes?: number
   /** Peer RPC. This store registers the `replica.*` handlers on it and dials other peers through it. */
   transport: Transport
   /** Where a peer listens (`ws://…`, `loopback://…`); `undefined` when unknown (the replica counts as failed). */
@@ -73,8 +78,7 @@ type Outcome = { peer: PeerId; ok: true } | { peer: PeerId; ok: false; error: un
 export class DistributedBlockStore extends AbstractBlockStore {
   readonly supports: BlockStoreSupports
   readonly peerId: PeerId
-  /** This peer's replicas, served to other peers over the transport. */
-  readonly replica: Replica
+  readonly #replica: Replica | undefined
   readonly #transport: Transport
   readonly #peerAddress: (peer: PeerId) => string | undefined
   readonly #onDegraded: DegradedHook | undefined
@@ -83,6 +87,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
   #ring: Ring
   readonly #generations = new Map<VolumeId, number>()
   readonly #stale = new Map<string, Set<PeerId>>()
+  /** Peers that missed a takeover of the volume: they serve and get nothing of it until repaired. */
+  readonly #volumeStale = new Map<VolumeId, Set<PeerId>>()
   readonly #connections = new Map<PeerId, Promise<PeerConnection>>()
   /** Per peer (this one included), the volumes it acked writes for since the last flush. */
   readonly #dirty = new Map<PeerId, Set<VolumeId>>()
@@ -91,7 +97,12 @@ export class DistributedBlockStore extends AbstractBlockStore {
   #seq = 0
 
   constructor(options: DistributedBlockStoreOptions) {
-    super({ blockSizeBytes: options.local.blockSizeBytes })
+    const blockSizeBytes = options.local?.blockSizeBytes ?? options.blockSizeBytes
+    if (blockSizeBytes === undefined) throw new TypeError('blockSizeBytes is required without a local store')
+    if (options.local !== undefined && options.blockSizeBytes !== undefined && options.blockSizeBytes !== blockSizeBytes) {
+      throw new RangeError(`blockSizeBytes ${options.blockSizeBytes} differs from the local store's ${blockSizeBytes}`)
+    }
+    super({ blockSizeBytes })
     this.peerId = options.peerId as PeerId
     this.#ring = options.ring
     this.#transport = options.transport
@@ -99,8 +110,20 @@ export class DistributedBlockStore extends AbstractBlockStore {
     this.#onDegraded = options.onDegraded
     this.#timeoutMs = options.requestTimeoutMs
     this.#log = (options.logger ?? silentLogger).child({ component: 'distributor', peer: this.peerId })
-    this.replica = new Replica({ store: options.local })
-    this.supports = { persistent: options.local.supports.persistent, trim: options.local.supports.trim, iterate: false }
+    this.#replica = options.local === undefined ? undefined : new Replica({ store: options.local })
+    // Without a local store, what the replicas promise is what counts: they persist and trim.
+    this.supports = { persistent: options.local?.supports.persistent ?? true, trim: options.local?.supports.trim ?? true, iterate: false }
+  }
+
+  /** This peer's replicas, served to other peers over the transport. TypeError on a storage-less gateway. */
+  get replica(): Replica {
+    if (this.#replica === undefined) throw new TypeError('a storage-less gateway holds no replicas')
+    return this.#replica
+  }
+
+  /** False for a storage-less gateway (`torusblk nbdserver`). */
+  get hasReplica(): boolean {
+    return this.#replica !== undefined
   }
 
   get ring(): Ring {
@@ -134,13 +157,52 @@ export class DistributedBlockStore extends AbstractBlockStore {
    * newer generation.
    */
   async announce(volumeId: VolumeId, generation: number, options?: AbortOptions): Promise<void> {
+    const outcomes = await this.#announce(volumeId, generation, options)
+    this.#throwUnlessAll(outcomes, 'announce')
+  }
+
+  /**
+   * Like {@link announce}, but a member that cannot be reached does not fail it: it is returned
+   * in `missed`, and the caller must record it stale for the whole volume (durably, in metadata)
+   * and call {@link markVolumeStale} before serving I/O. Rejects with TORUS_LEASE_EXPIRED if a
+   * member has seen a newer generation, and TORUS_UNAVAILABLE if no member confirmed.
+   */
+  async tryAnnounce(volumeId: VolumeId, generation: number, options?: AbortOptions): Promise<{ confirmed: PeerId[]; missed: PeerId[] }> {
+    const outcomes = await this.#announce(volumeId, generation, options)
+    const fenced = outcomes.find((o) => !o.ok && isTorusError(o.error, 'TORUS_LEASE_EXPIRED'))
+    if (fenced !== undefined && !fenced.ok) throw fenced.error
+    const confirmed = outcomes.filter((o) => o.ok).map((o) => o.peer)
+    const missed = outcomes.filter((o) => !o.ok).map((o) => o.peer)
+    if (confirmed.length === 0 && outcomes.length > 0) this.#throwUnlessAll(outcomes, 'announce')
+    return { confirmed, missed }
+  }
+
+  async #announce(volumeId: VolumeId, generation: number, options?: AbortOptions): Promise<Outcome[]> {
     this.setGeneration(volumeId, generation)
     const members = this.#ring.descriptor.members.map((m) => m.peer as PeerId)
-    const outcomes = await this.#fanOut(members, async (peer) => {
-      if (peer === this.peerId) this.replica.announce(volumeId, generation)
+    return this.#fanOut(members, async (peer) => {
+      if (peer === this.peerId && this.#replica !== undefined) await this.#replica.announce(volumeId, generation)
       else await this.#request(peer, REPLICA_METHODS.announce, { volumeId, generation }, options)
     })
-    this.#throwUnlessAll(outcomes, 'announce')
+  }
+
+  /** Peers recorded stale for all of `volumeId` (they missed a takeover). */
+  volumeStaleReplicas(volumeId: VolumeId): PeerId[] {
+    return [...(this.#volumeStale.get(volumeId) ?? [])]
+  }
+
+  /** Records `peers` stale for every block of `volumeId`: no reads from them, no writes to them. */
+  markVolumeStale(volumeId: VolumeId, peers: Iterable<PeerId>): void {
+    const set = this.#volumeStale.get(volumeId) ?? new Set<PeerId>()
+    for (const p of peers) set.add(p)
+    if (set.size > 0) this.#volumeStale.set(volumeId, set)
+  }
+
+  /** Forgets this gateway's stale marks for `volumeId` (before loading them afresh from metadata). */
+  resetStale(volumeId: VolumeId): void {
+    this.#volumeStale.delete(volumeId)
+    const prefix = `${volumeId}:`
+    for (const key of [...this.#stale.keys()]) if (key.startsWith(prefix)) this.#stale.delete(key)
   }
 
   /** The peers recorded stale for `ref` (they must not serve it until repaired). */
@@ -164,8 +226,10 @@ export class DistributedBlockStore extends AbstractBlockStore {
   }
 
   protected override async _open(options?: AbortOptions): Promise<void> {
-    await this.replica.store.open(options)
-    serveReplica(this.#transport, this.replica)
+    if (this.#replica !== undefined) {
+      await this.#replica.store.open(options)
+      serveReplica(this.#transport, this.#replica)
+    }
     this.#log.info('distributor open', { ringVersion: this.#ring.descriptor.version })
   }
 
@@ -173,7 +237,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     const connections = [...this.#connections.values()]
     this.#connections.clear()
     await Promise.all(connections.map(async (c) => (await c.catch(() => undefined))?.close()))
-    await this.replica.store.close()
+    await this.#replica?.store.close()
   }
 
   protected async _get(ref: BlockRef, options?: AbortOptions): Promise<Uint8Array | undefined> {
@@ -183,24 +247,24 @@ export class DistributedBlockStore extends AbstractBlockStore {
 
   protected async _put(ref: BlockRef, block: Uint8Array): Promise<void> {
     await this.#mutate(ref, 'put', (peer, generation, seq) =>
-      peer === this.peerId
-        ? this.replica.put(ref, block, generation)
+      peer === this.peerId && this.#replica !== undefined
+        ? this.#replica.put(ref, block, generation)
         : this.#request(peer, REPLICA_METHODS.put, { volumeId: ref.volumeId, index: ref.index, bytes: block, generation, seq }),
     )
   }
 
   protected async _write(ref: BlockRef, offsetBytes: number, data: Uint8Array): Promise<void> {
     await this.#mutate(ref, 'write', (peer, generation, seq) =>
-      peer === this.peerId
-        ? this.replica.write(ref, offsetBytes, data, generation)
+      peer === this.peerId && this.#replica !== undefined
+        ? this.#replica.write(ref, offsetBytes, data, generation)
         : this.#request(peer, REPLICA_METHODS.write, { volumeId: ref.volumeId, index: ref.index, offset: offsetBytes, bytes: data, generation, seq }),
     )
   }
 
   protected async _delete(ref: BlockRef): Promise<void> {
     await this.#mutate(ref, 'delete', (peer, generation) =>
-      peer === this.peerId
-        ? this.replica.delete(ref, generation)
+      peer === this.peerId && this.#replica !== undefined
+        ? this.#replica.delete(ref, generation)
         : this.#request(peer, REPLICA_METHODS.delete, { volumeId: ref.volumeId, index: ref.index, generation }),
     )
     this.#allocated.delete(ref.toString())
@@ -211,8 +275,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
     for (const peer of this.#readOrder(ref)) {
       try {
         let allocated: boolean
-        if (peer === this.peerId) {
-          allocated = await this.replica.read(ref, offsetBytes, target)
+        if (peer === this.peerId && this.#replica !== undefined) {
+          allocated = await this.#replica.read(ref, offsetBytes, target)
         } else {
           const reply = await this.#request(peer, REPLICA_METHODS.read, { volumeId: ref.volumeId, index: ref.index, offset: offsetBytes, length: target.byteLength }, options)
           allocated = parseRead(reply, target)
@@ -232,8 +296,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
     const errors: unknown[] = []
     for (const peer of this.#readOrder(ref)) {
       try {
-        const present = peer === this.peerId
-          ? await this.replica.has(ref)
+        const present = peer === this.peerId && this.#replica !== undefined
+          ? await this.#replica.has(ref)
           : (await this.#request(peer, REPLICA_METHODS.has, { volumeId: ref.volumeId, index: ref.index }, options)) === true
         this.#noteAllocated(ref, present)
         return present
@@ -250,14 +314,15 @@ export class DistributedBlockStore extends AbstractBlockStore {
     const generation = this.generation(volumeId)
     const members = this.#ring.descriptor.members.map((m) => m.peer as PeerId)
     const outcomes = await this.#fanOut(members, (peer) =>
-      peer === this.peerId
-        ? this.replica.deleteVolume(volumeId, generation)
+      peer === this.peerId && this.#replica !== undefined
+        ? this.#replica.deleteVolume(volumeId, generation)
         : this.#request(peer, REPLICA_METHODS.deleteVolume, { volumeId, generation }, options),
     )
     this.#throwUnlessAll(outcomes, 'deleteVolume')
     const prefix = `${volumeId}:`
     for (const key of [...this.#allocated]) if (key.startsWith(prefix)) this.#allocated.delete(key)
     for (const key of [...this.#stale.keys()]) if (key.startsWith(prefix)) this.#stale.delete(key)
+    this.#volumeStale.delete(volumeId)
   }
 
   protected override async _flush(options?: AbortOptions): Promise<void> {
@@ -266,10 +331,11 @@ export class DistributedBlockStore extends AbstractBlockStore {
     // Each peer checks the generations of the volumes it holds unflushed writes for, so losing
     // one volume's lock does not fail the flushes of the others.
     const generationsFor = (peer: PeerId): [VolumeId, number][] => [...(dirty.get(peer) ?? [])].map((v) => [v, this.generation(v)])
-    const peers = [this.peerId, ...[...dirty.keys()].filter((p) => p !== this.peerId)]
+    const remote = [...dirty.keys()].filter((p) => p !== this.peerId)
+    const peers = this.#replica === undefined ? remote : [this.peerId, ...remote]
     const outcomes = await this.#fanOut(peers, (peer) =>
-      peer === this.peerId
-        ? this.replica.flush(generationsFor(peer))
+      peer === this.peerId && this.#replica !== undefined
+        ? this.#replica.flush(generationsFor(peer))
         : this.#request(peer, REPLICA_METHODS.flush, { generations: generationsFor(peer) }, options),
     )
     // Failed peers still owe durability for those writes: the next flush asks them again.
@@ -286,7 +352,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
 
   protected _usage(): BlockStoreUsage {
     const blocks = this.#allocated.size
-    return { blocks, usedBytes: blocks * this.blockSizeBytes, capacityBytes: this.replica.store.usage().capacityBytes }
+    return { blocks, usedBytes: blocks * this.blockSizeBytes, capacityBytes: this.#replica?.store.usage().capacityBytes ?? 0 }
   }
 
   /**
@@ -300,7 +366,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     send: (peer: PeerId, generation: number, seq: number) => Promise<unknown>,
   ): Promise<void> {
     await this.#lockBlock(ref, async () => {
-      const replicas = this.#ring.peersFor(blockKey(ref.volumeId, ref.index))
+      const replicas = this.#replicasFor(ref)
       const stale = this.#stale.get(ref.toString())
       // A stale replica lacks earlier bytes: a partial write cannot fix it, a whole put or delete can.
       const targets = kind === 'write' ? replicas.filter((p) => stale?.has(p) !== true) : replicas
@@ -340,8 +406,15 @@ export class DistributedBlockStore extends AbstractBlockStore {
     })
   }
 
-  #readOrder(ref: BlockRef): PeerId[] {
+  /** The ring's replicas of `ref`, less those that missed a takeover of its volume. */
+  #replicasFor(ref: BlockRef): PeerId[] {
     const replicas = this.#ring.peersFor(blockKey(ref.volumeId, ref.index))
+    const out = this.#volumeStale.get(ref.volumeId)
+    return out === undefined ? replicas : replicas.filter((p) => !out.has(p))
+  }
+
+  #readOrder(ref: BlockRef): PeerId[] {
+    const replicas = this.#replicasFor(ref)
     const stale = this.#stale.get(ref.toString())
     const usable = replicas.filter((p) => stale?.has(p) !== true)
     const local = usable.indexOf(this.peerId)

@@ -8,3 +8,5 @@
 export { DistributedBlockStore, type DistributedBlockStoreOptions, type DegradedHook } from './distributed-block-store.js'
 export { Replica, serveReplica, REPLICA_METHODS, SECTOR_BYTES, type ReplicaOptions } from './replica.js'
 export { crc32c } from './crc32c.js'
+export { ClusterView, type ClusterViewOptions } from './cluster-view.js'
+export { fenceVolume, recordStaleInMetadata } from './volume-fencing.js'

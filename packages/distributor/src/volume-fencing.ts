@@ -1,0 +1,47 @@
+import { BlockRef, silentLogger, type Logger, type MetadataStore, type VolumeId } from '@torus/core'
+import type { DegradedHook, DistributedBlockStore } from './distributed-block-store.js'
+
+type StaleRecords = Pick<MetadataStore, 'addStaleReplicas' | 'listStaleReplicas'>
+
+/**
+ * The `onDegraded` hook that makes a degraded write safe: it records, durably in metadata, that
+ * the replicas that missed it are stale for that block, before the write is acknowledged.
+ */
+export function recordStaleInMetadata(metadata: StaleRecords): DegradedHook {
+  return (ref, stale, { generation }) =>
+    metadata.addStaleReplicas(stale.map((peer) => ({ volumeId: ref.volumeId, peer, index: ref.index, generation })))
+}
+
+/**
+ * What a new lock holder does before serving I/O for a volume (DESIGN.md, data path point 5):
+ *
+ * 1. loads the volume's stale-replica records from metadata, so no stale copy is read;
+ * 2. announces its generation to every ring member, so older holders are fenced there;
+ * 3. records every member it could not reach as stale for the whole volume, durably, before
+ *    serving: such a member may still hold (or, if it is a stale gateway itself, accept) the
+ *    old holder's writes, so it serves and gets nothing of this volume until it is repaired.
+ *
+ * Rejects with TORUS_LEASE_EXPIRED if a member has seen a newer generation (someone else took
+ * the volume over), TORUS_UNAVAILABLE if no member confirmed or the records could not be
+ * written. Returns the members that missed the announcement.
+ */
+export async function fenceVolume(
+  store: DistributedBlockStore,
+  metadata: StaleRecords,
+  volumeId: VolumeId,
+  generation: number,
+  logger: Logger = silentLogger,
+): Promise<{ missed: string[] }> {
+  store.resetStale(volumeId)
+  for (const record of await metadata.listStaleReplicas(volumeId)) {
+    if (record.index === 'all') store.markVolumeStale(volumeId, [record.peer])
+    else store.markStale(new BlockRef(volumeId, record.index), [record.peer])
+  }
+  const { missed } = await store.tryAnnounce(volumeId, generation)
+  if (missed.length > 0) {
+    await metadata.addStaleReplicas(missed.map((peer) => ({ volumeId, peer, index: 'all' as const, generation })))
+    store.markVolumeStale(volumeId, missed)
+    logger.warn('peers missed the new generation; they serve nothing of this volume until repaired', { volumeId, generation, peers: missed })
+  }
+  return { missed }
+}
