@@ -13,7 +13,9 @@ import {
   type TransportValue,
   type VolumeId,
 } from '@torus/core'
+import { ChecksumFiles } from './checksum-file.js'
 import { crc32c } from './crc32c.js'
+import { ReplicaState } from './replica-state.js'
 
 /** Checksum granularity: a partial write re-checksums only the sectors it touches. */
 export const SECTOR_BYTES = 4096
@@ -21,6 +23,16 @@ export const SECTOR_BYTES = 4096
 export interface ReplicaOptions {
   /** The peer's local store, opened and closed by its owner (the `DistributedBlockStore`). */
   store: BlockStore
+  /**
+   * Where generations and checksums are kept durably (`state.json`, `<volumeId>.crc`); the
+   * replica must then be opened with {@link Replica.open} before use. Absent: both live in
+   * memory only and are lost on restart (for in-memory stores and tests).
+   */
+  stateDir?: string | undefined
+  /** How a checksum file is made durable. Default: fdatasync(2). Tests pass a recording one. */
+  fdatasync?: ((fd: number) => Promise<void>) | undefined
+  /** With `stateDir`: how many blocks' checksums stay cached in memory. Default 65536. */
+  checksumCacheBlocks?: number | undefined
 }
 
 /**
@@ -29,13 +41,19 @@ export interface ReplicaOptions {
  * so a gateway whose lock was taken over cannot overwrite the new holder's data (DESIGN.md,
  * data path point 5).
  *
- * Checksums: one CRC-32C per 4 KiB sector (the last sector of a block may be shorter), kept in
- * a sidecar map beside the store and checked on every read; a mismatch is TORUS_CORRUPT.
- * The sidecar lives in memory in this first cut: it needs no change to the `BlockStore`
- * contract or to on-disk formats, and costs 4 bytes per 4 KiB. A block found in the store
- * without sidecar entry (after a restart) is adopted on first touch: its checksums are computed
- * from the bytes then on disk. Persisting the sidecar (a checksum layer under the store) is
- * follow-up work.
+ * Checksums: one CRC-32C per 4 KiB sector (the last sector of a block may be shorter), kept
+ * beside the store and checked for every sector a read touches; a mismatch is TORUS_CORRUPT.
+ * A write computes the new sums from its own bytes (reading, and verifying, only a partially
+ * covered first or last sector) and stores them before it writes the data.
+ *
+ * With `stateDir`, generations and sums survive a restart (replica-state.ts, checksum-file.ts):
+ * a raised generation is on disk before it is acted on, and `flush()` makes the sums durable
+ * with the data. After a restart a block the store holds but whose sums were never stored (or
+ * whose bytes do not match them) reads as TORUS_CORRUPT, and the gateway reads another replica:
+ * that covers data written before sums were persisted and a crash between a write's sum and data
+ * pwrites (only unflushed writes, which carry no promise). A `put` repairs such a block.
+ * Without `stateDir` both live in memory, and a block found without sums is adopted on first
+ * touch from the bytes then stored.
  *
  * Operations on one block are serialised (a per-block mutex), so a read never sees data and
  * checksums from two different writes.
@@ -43,7 +61,14 @@ export interface ReplicaOptions {
 export class Replica {
   readonly store: BlockStore
   readonly sectorBytes: number
+  readonly #stateDir: string | undefined
+  readonly #fdatasync: ((fd: number) => Promise<void>) | undefined
+  readonly #cacheBlocks: number
+  /** Generations when there is no `stateDir`. */
   readonly #generations = new Map<VolumeId, number>()
+  #state: ReplicaState | undefined
+  #files: ChecksumFiles | undefined
+  /** Sums by block: the only copy without `stateDir`, else a cache (least recently used first). */
   readonly #sums = new Map<string, Uint32Array>()
   readonly #locks = new Map<string, Promise<void>>()
   readonly #zeroSums: Uint32Array
@@ -51,6 +76,9 @@ export class Replica {
   constructor(options: ReplicaOptions) {
     this.store = options.store
     this.sectorBytes = Math.min(SECTOR_BYTES, this.store.blockSizeBytes)
+    this.#stateDir = options.stateDir
+    this.#fdatasync = options.fdatasync
+    this.#cacheBlocks = options.checksumCacheBlocks ?? 65536
     const sectors = Math.ceil(this.store.blockSizeBytes / this.sectorBytes)
     this.#zeroSums = new Uint32Array(sectors)
     for (let s = 0; s < sectors; s++) this.#zeroSums[s] = crc32c(new Uint8Array(this.#sectorLength(s)))
@@ -60,12 +88,35 @@ export class Replica {
     return this.store.blockSizeBytes
   }
 
-  /** The highest generation seen for `volumeId` (0 when none). */
-  generation(volumeId: VolumeId): number {
-    return this.#generations.get(volumeId) ?? 0
+  /** Loads the durable state from `stateDir` (a no-op without one). Opening twice is a no-op. */
+  async open(): Promise<void> {
+    if (this.#stateDir === undefined || this.#state !== undefined) return
+    const state = ReplicaState.load(this.#stateDir, { blockSizeBytes: this.blockSizeBytes, sectorBytes: this.sectorBytes })
+    this.#files = new ChecksumFiles({ dir: this.#stateDir, sectorsPerBlock: this.#zeroSums.length, fdatasync: this.#fdatasync })
+    this.#state = state
   }
 
-  /** Raises the volume's generation to `generation`; refuses a lower one. Returns the highest. */
+  /** Makes the checksums durable and closes their files. Safe twice; the store is not closed. */
+  async close(): Promise<void> {
+    // New calls fail TORUS_NOT_OPEN from here; let the ones holding a block lock finish first.
+    this.#state = undefined
+    await Promise.all(this.#locks.values())
+    const files = this.#files
+    this.#files = undefined
+    if (this.#stateDir !== undefined) this.#sums.clear()
+    await files?.close()
+  }
+
+  /** The highest generation seen for `volumeId` (0 when none). */
+  generation(volumeId: VolumeId): number {
+    this.#checkOpen()
+    return this.#state?.generation(volumeId) ?? this.#generations.get(volumeId) ?? 0
+  }
+
+  /**
+   * Raises the volume's generation to `generation`; refuses a lower one. Returns the highest.
+   * With `stateDir` the raise is on disk before this returns.
+   */
   announce(volumeId: VolumeId, generation: number): number {
     this.#fence(volumeId, generation)
     return this.generation(volumeId)
@@ -73,26 +124,77 @@ export class Replica {
 
   async write(ref: BlockRef, offsetBytes: number, data: Uint8Array, generation: number): Promise<void> {
     this.#fence(ref.volumeId, generation)
+    this.#checkRange(offsetBytes, data.byteLength)
+    if (data.byteLength === 0) return this.store.write(ref, offsetBytes, data)
     await this.#locked(ref, async () => {
-      await this.#sumsFor(ref, true)
       this.#fence(ref.volumeId, generation)
-      await this.store.write(ref, offsetBytes, data)
-      await this.#resum(ref, offsetBytes, data.byteLength)
+      const present = await this.store.has(ref)
+      const old = present ? await this.#sumsFor(ref) : undefined
+      const sums = (old ?? this.#zeroSums).slice()
+      const S = this.sectorBytes
+      const end = offsetBytes + data.byteLength
+      const first = Math.floor(offsetBytes / S)
+      const last = Math.floor((end - 1) / S)
+      for (let s = first; s <= last; s++) {
+        const from = s * S
+        const to = from + this.#sectorLength(s)
+        if (offsetBytes <= from && end >= to) {
+          sums[s] = crc32c(data.subarray(from - offsetBytes, to - offsetBytes))
+          continue
+        }
+        // A partially covered sector: merge with the bytes it holds, which must be intact, or
+        // the new sum would vouch for corrupt bytes.
+        const sector = new Uint8Array(to - from)
+        if (old !== undefined) {
+          await this.store.read(ref, from, sector)
+          if (crc32c(sector) !== old[s]) throw corrupt(ref, s)
+        }
+        const a = Math.max(offsetBytes, from)
+        sector.set(data.subarray(a - offsetBytes, Math.min(end, to) - offsetBytes), a - from)
+        sums[s] = crc32c(sector)
+      }
+      // Sums first: a crash before the data lands leaves a new block absent (its slot is then
+      // ignored), or an existing one mismatching in the sectors of this unflushed write.
+      if (this.#files !== undefined) {
+        if (old === undefined) await this.#files.storeAll(ref, sums)
+        else await this.#files.storeRange(ref, sums, first, last)
+      }
+      try {
+        await this.store.write(ref, offsetBytes, data)
+      } catch (err) {
+        await this.#restore(ref, old, first, last)
+        throw err
+      }
+      this.#remember(ref, sums)
     })
   }
 
   async put(ref: BlockRef, block: Uint8Array, generation: number): Promise<void> {
     this.#fence(ref.volumeId, generation)
+    if (block.byteLength !== this.blockSizeBytes) throw new RangeError(`block must be ${this.blockSizeBytes} bytes, got ${block.byteLength}`)
     await this.#locked(ref, async () => {
       this.#fence(ref.volumeId, generation)
-      await this.store.put(ref, block)
-      this.#sums.set(ref.toString(), this.#checksum(block))
+      const sums = this.#checksum(block)
+      let old: Uint32Array | undefined
+      if (this.#files !== undefined) {
+        if (await this.store.has(ref)) old = this.#cached(ref) ?? (await this.#files.load(ref))
+        await this.#files.storeAll(ref, sums)
+      }
+      try {
+        await this.store.put(ref, block)
+      } catch (err) {
+        await this.#restore(ref, old, 0, sums.length - 1)
+        throw err
+      }
+      this.#remember(ref, sums)
     })
   }
 
   /** Fills `target` from the block, verifying every sector it touches. Resolves `true` when allocated. */
   async read(ref: BlockRef, offsetBytes: number, target: Uint8Array): Promise<boolean> {
+    this.#checkOpen()
     if (target.byteLength === 0) return this.store.has(ref)
+    this.#checkRange(offsetBytes, target.byteLength)
     return this.#locked(ref, async () => {
       const S = this.sectorBytes
       const first = Math.floor(offsetBytes / S)
@@ -104,14 +206,10 @@ export class Replica {
         target.fill(0)
         return false
       }
-      const sums = await this.#sumsFor(ref, false)
+      const sums = await this.#sumsFor(ref)
       for (let s = first; s <= last; s++) {
         const sector = buf.subarray((s - first) * S, (s - first) * S + this.#sectorLength(s))
-        if (crc32c(sector) !== sums[s]) {
-          throw new TorusError('TORUS_CORRUPT', 'sector checksum mismatch', {
-            details: { volumeId: ref.volumeId, index: ref.index, sector: s },
-          })
-        }
+        if (crc32c(sector) !== sums[s]) throw corrupt(ref, s)
       }
       target.set(buf.subarray(offsetBytes - start, offsetBytes - start + target.byteLength))
       return true
@@ -119,9 +217,11 @@ export class Replica {
   }
 
   async has(ref: BlockRef): Promise<boolean> {
+    this.#checkOpen()
     return this.store.has(ref)
   }
 
+  /** Deletes the block. Its stored sums stay until the block is allocated again (see checksum-file.ts). */
   async delete(ref: BlockRef, generation: number): Promise<void> {
     this.#fence(ref.volumeId, generation)
     await this.#locked(ref, async () => {
@@ -132,15 +232,28 @@ export class Replica {
 
   async deleteVolume(volumeId: VolumeId, generation: number): Promise<void> {
     this.#fence(volumeId, generation)
+    // Blocks first: a crash in between leaves a checksum file for absent blocks, which is ignored.
+    const files = this.#files
     await this.store.deleteVolume(volumeId)
+    await files?.drop(volumeId)
     const prefix = `${volumeId}:`
     for (const key of [...this.#sums.keys()]) if (key.startsWith(prefix)) this.#sums.delete(key)
   }
 
-  /** Makes every write applied so far durable, after checking the gateway's generations. */
+  /** Makes every write applied so far durable, data and checksums, after checking the gateway's generations. */
   async flush(generations: Iterable<readonly [VolumeId, number]> = []): Promise<void> {
     for (const [volumeId, generation] of generations) this.#fence(volumeId, generation)
-    await this.store.flush()
+    await Promise.all([this.store.flush(), this.#files?.flush()])
+  }
+
+  #checkOpen(): void {
+    if (this.#stateDir !== undefined && this.#state === undefined) throw new TorusError('TORUS_NOT_OPEN', 'replica state is not open')
+  }
+
+  #checkRange(offsetBytes: number, lengthBytes: number): void {
+    if (!Number.isSafeInteger(offsetBytes) || offsetBytes < 0 || offsetBytes + lengthBytes > this.blockSizeBytes) {
+      throw new RangeError(`range [${String(offsetBytes)}, ${String(offsetBytes)}+${lengthBytes}) is outside the ${this.blockSizeBytes}-byte block`)
+    }
   }
 
   #fence(volumeId: VolumeId, generation: number): void {
@@ -150,7 +263,9 @@ export class Replica {
         details: { volumeId, generation, highest },
       })
     }
-    if (generation > highest) this.#generations.set(volumeId, generation)
+    if (generation === highest) return
+    if (this.#state !== undefined) this.#state.raise(volumeId, generation)
+    else this.#generations.set(volumeId, generation)
   }
 
   #sectorLength(sector: number): number {
@@ -163,26 +278,49 @@ export class Replica {
     return sums
   }
 
-  /** The block's checksums: from the sidecar, else adopted from the stored bytes, else (absent) zeros. */
-  async #sumsFor(ref: BlockRef, forWrite: boolean): Promise<Uint32Array> {
-    const key = ref.toString()
-    let sums = this.#sums.get(key)
+  /**
+   * The sums of a block the store holds: cached, else from its checksum file (none stored is
+   * TORUS_CORRUPT), else, without `stateDir`, adopted from the bytes the store holds now.
+   */
+  async #sumsFor(ref: BlockRef): Promise<Uint32Array> {
+    let sums = this.#cached(ref)
     if (sums !== undefined) return sums
-    const block = await this.store.get(ref)
-    if (block === undefined && !forWrite) throw new TorusError('TORUS_INTERNAL', 'block vanished during a read')
-    sums = block === undefined ? this.#zeroSums.slice() : this.#checksum(block)
-    this.#sums.set(key, sums)
+    if (this.#files !== undefined) {
+      sums = await this.#files.load(ref)
+      if (sums === undefined) {
+        throw new TorusError('TORUS_CORRUPT', 'no checksums stored for this block', { details: { volumeId: ref.volumeId, index: ref.index } })
+      }
+    } else {
+      const block = await this.store.get(ref)
+      if (block === undefined) throw new TorusError('TORUS_INTERNAL', 'block vanished during a read')
+      sums = this.#checksum(block)
+    }
+    this.#remember(ref, sums)
     return sums
   }
 
-  async #resum(ref: BlockRef, offsetBytes: number, lengthBytes: number): Promise<void> {
-    const S = this.sectorBytes
-    const first = Math.floor(offsetBytes / S)
-    const last = Math.floor((offsetBytes + lengthBytes - 1) / S)
-    const buf = new Uint8Array(Math.min((last + 1) * S, this.blockSizeBytes) - first * S)
-    await this.store.read(ref, first * S, buf)
-    const sums = this.#sums.get(ref.toString())!
-    for (let s = first; s <= last; s++) sums[s] = crc32c(buf.subarray((s - first) * S, (s - first) * S + this.#sectorLength(s)))
+  #cached(ref: BlockRef): Uint32Array | undefined {
+    const key = ref.toString()
+    const sums = this.#sums.get(key)
+    if (sums !== undefined && this.#files !== undefined) {
+      this.#sums.delete(key)
+      this.#sums.set(key, sums)
+    }
+    return sums
+  }
+
+  #remember(ref: BlockRef, sums: Uint32Array): void {
+    const key = ref.toString()
+    this.#sums.delete(key)
+    this.#sums.set(key, sums)
+    // Only a cache when the sums are on disk too; without `stateDir` this map is their only copy.
+    if (this.#files !== undefined && this.#sums.size > this.#cacheBlocks) this.#sums.delete(this.#sums.keys().next().value!)
+  }
+
+  /** After a failed store write: puts the block's previous sums back (best effort) and forgets the cached ones. */
+  async #restore(ref: BlockRef, old: Uint32Array | undefined, first: number, last: number): Promise<void> {
+    this.#sums.delete(ref.toString())
+    if (this.#files !== undefined && old !== undefined) await this.#files.storeRange(ref, old, first, last).catch(() => undefined)
   }
 
   async #locked<T>(ref: BlockRef, fn: () => Promise<T>): Promise<T> {
@@ -200,6 +338,10 @@ export class Replica {
       if (this.#locks.get(key) === tail) this.#locks.delete(key)
     }
   }
+}
+
+function corrupt(ref: BlockRef, sector: number): TorusError {
+  return new TorusError('TORUS_CORRUPT', 'sector checksum mismatch', { details: { volumeId: ref.volumeId, index: ref.index, sector } })
 }
 
 /** The transport methods a replica serves; gateways call them with these bodies. */
