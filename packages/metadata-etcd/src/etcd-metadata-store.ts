@@ -10,17 +10,21 @@ import type {
   PeerInfo,
   PeerStatus,
   RingDescriptor,
+  StaleReplica,
+  StaleReplicaKey,
+  VolumeId,
   VolumeInfo,
   VolumeLock,
   WatchRingOptions,
 } from '@torus/core'
 import { AbstractMetadataStore, normalizeClusterConfig, normalizePeerInfo, ringConflict } from '@torus/metadata'
 import { Etcd3 } from 'etcd3'
-import type { IKeyValue, ITxnResponse, Namespace } from 'etcd3'
+import type { IKeyValue, Namespace } from 'etcd3'
 import { mapEtcdError } from './map-etcd-error.js'
-import { EtcdRecords, revision, type LockRecord } from './etcd-records.js'
+import { EtcdRecords, rangeOf, revision, type LockRecord } from './etcd-records.js'
 import { ETCD_KEYS } from './keys.js'
 import { KeyWatch } from './key-watch.js'
+import { EtcdStaleReplicas } from './etcd-stale-replicas.js'
 
 export const DEFAULT_PREFIX = 'torus/'
 
@@ -77,6 +81,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
   #ns: Namespace | undefined
   readonly #watches = new Set<KeyWatch>()
   readonly #records: EtcdRecords
+  readonly #stale: EtcdStaleReplicas
 
   constructor(options: EtcdMetadataStoreOptions) {
     super()
@@ -86,6 +91,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
     if (typeof prefix !== 'string' || prefix.length === 0) throw new TypeError('prefix must be a non-empty string')
     this.prefix = prefix
     this.#records = new EtcdRecords(prefix)
+    this.#stale = new EtcdStaleReplicas({ kv: () => this.#kv, run: (call) => this.#run(call), get: (key) => this.#get(key), records: this.#records })
     this.logger = options.logger ?? silentLogger
     this.#options = options
   }
@@ -225,15 +231,16 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
       throwIfAborted(options.signal)
       const current = await this.#get(key)
       if (current === undefined) throw notFound(name)
+      const info = this.#records.volume(current, name)
       const txn = await this.#run(() =>
         ns
           .if(key, 'Mod', '==', current.mod_revision)
           .and(lockKey, 'Create', '==', 0)
-          .then(ns.delete().key(key))
+          .then(ns.delete().key(key), ns.delete().prefix(ETCD_KEYS.staleVolume(info.id)))
           .else(ns.get(key), ns.get(lockKey))
           .commit(),
       )
-      if (txn.succeeded) return this.#records.volume(current, name)
+      if (txn.succeeded) return info
       const lock = rangeOf(txn, 1)
       if (lock !== undefined) throw lockedError(this.#records.lock(name, lock))
       if (rangeOf(txn, 0) === undefined) throw notFound(name)
@@ -490,6 +497,18 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
     }
   }
 
+  protected async _addStaleReplicas(records: StaleReplica[], options: AbortOptions): Promise<void> {
+    await this.#stale.add(records, options)
+  }
+
+  protected async _listStaleReplicas(volumeId: VolumeId): Promise<StaleReplica[]> {
+    return this.#stale.list(volumeId)
+  }
+
+  protected async _clearStaleReplicas(records: StaleReplicaKey[]): Promise<void> {
+    await this.#stale.clear(records)
+  }
+
   /**
    * A cluster whose prefix lies inside another cluster's (`torus/volumes/` in `torus/`), or
    * contains one, would read the other's keys as its own records. Refuse to create it.
@@ -544,11 +563,6 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
 /** etcd lease ids are int64s that the client carries as decimal strings. */
 function etcdLeaseId(leaseId: LeaseId): string | undefined {
   return /^[1-9][0-9]{0,18}$/.test(leaseId) ? leaseId : undefined
-}
-
-/** The first key-value of the `index`-th range response in a transaction, if any. */
-function rangeOf(txn: ITxnResponse, index: number): IKeyValue | undefined {
-  return txn.responses[index]?.response_range?.kvs[0]
 }
 
 function notFound(name: string): TorusError {

@@ -1,7 +1,7 @@
-import { MAX_VOLUME_ID, TorusError } from '@torus/core'
-import type { LeaseId, VolumeInfo, VolumeLock } from '@torus/core'
-import { normalizeVolumeInfo } from '@torus/metadata'
-import type { IKeyValue } from 'etcd3'
+import { MAX_VOLUME_ID, TorusError, VOLUME_NAME_RE } from '@torus/core'
+import type { LeaseId, StaleReplica, VolumeInfo, VolumeLock } from '@torus/core'
+import { normalizeStaleReplica, normalizeVolumeInfo } from '@torus/metadata'
+import type { IKeyValue, ITxnResponse } from 'etcd3'
 import { ETCD_KEYS } from './keys.js'
 
 /** What the lock key holds; the generation is the key's create revision, not stored. */
@@ -48,7 +48,12 @@ export class EtcdRecords {
     // record or an id key going away would lose the cluster's identity, a volume (and, through
     // the deleted-volume sweep, its blocks) or the promise that ids are never reused.
     const precious = rel === ETCD_KEYS.cluster || rel.startsWith(ETCD_KEYS.volumes) || rel.startsWith('volume-ids/')
-    const fix = precious ? 'restore it from a backup of etcd (do not delete it)' : `restore it from a backup or remove it (etcdctl del ${key})`
+    // A stale-replica key is what keeps a replica that missed writes from serving old data.
+    const fix = rel.startsWith(ETCD_KEYS.stale)
+      ? 'rewrite it as JSON {volumeId, peer, index, generation, recordedAt} matching its key, or restore it from a backup of etcd (do not delete it: it marks a replica that missed writes, and without it that replica may serve old data)'
+      : precious
+        ? 'restore it from a backup of etcd (do not delete it)'
+        : `restore it from a backup or remove it (etcdctl del ${key})`
     return new TorusError('TORUS_CORRUPT', `etcd key ${key} is malformed (${why}); ${fix}`, { ...(cause === undefined ? {} : { cause }), details: { key } })
   }
 
@@ -68,6 +73,21 @@ export class EtcdRecords {
     return Object.freeze({ volume, holder: record.holder, leaseId: record.leaseId, generation: revision(kv.create_revision) })
   }
 
+  /** A `stale/<volumeId>/<peer>/<index|all>` record; its value must match its key. */
+  staleReplica(kv: IKeyValue): StaleReplica {
+    const record = this.checked(kv, normalizeStaleReplica)
+    if (record.recordedAt === undefined) throw this.corrupt(kv, 'recordedAt is missing')
+    if (this.relKey(kv) !== ETCD_KEYS.staleReplica(record)) throw this.corrupt(kv, `it holds the record ${ETCD_KEYS.staleReplica(record)}`)
+    return record
+  }
+
+  /** The `volume-ids/<id>` reservation: the name of the volume that got the id. */
+  volumeName(kv: IKeyValue): string {
+    const name = kv.value.toString('utf8')
+    if (!VOLUME_NAME_RE.test(name)) throw this.corrupt(kv, `${JSON.stringify(name.slice(0, 80))} is not a volume name`)
+    return name
+  }
+
   /** The `volume-ids/next` counter. */
   counter(kv: IKeyValue): number {
     const text = kv.value.toString('utf8')
@@ -82,4 +102,9 @@ export function revision(value: string): number {
   const n = Number(value)
   if (!Number.isSafeInteger(n)) throw new TorusError('TORUS_CORRUPT', `etcd revision ${value} is not a safe integer`)
   return n
+}
+
+/** The first key-value of the `index`-th range response in a transaction, if any. */
+export function rangeOf(txn: ITxnResponse, index: number): IKeyValue | undefined {
+  return txn.responses[index]?.response_range?.kvs[0]
 }

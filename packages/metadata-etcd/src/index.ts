@@ -11,8 +11,11 @@ export type {
   LeaseId,
   MetadataStore,
   MetadataSupports,
+  StaleReplica,
+  StaleReplicaKey,
   VolumeInfo,
   VolumeLock,
 } from '@torus/core'
 export { EtcdMetadataStore, DEFAULT_PREFIX, ETCD_KEYS, type EtcdMetadataStoreOptions } from './etcd-metadata-store.js'
+export { STALE_RECORDS_PER_TXN } from './etcd-stale-replicas.js'
 export { mapEtcdError } from './map-etcd-error.js'

@@ -12,4 +12,8 @@ export const ETCD_KEYS = Object.freeze({
   alivePeers: 'peers-alive/',
   alivePeer: (id: string): string => `peers-alive/${id}`,
   ring: 'ring',
+  stale: 'stale/',
+  /** Every stale-replica record of one volume (the trailing slash keeps volume 1 from matching 10). */
+  staleVolume: (id: number): string => `stale/${id}/`,
+  staleReplica: (key: { volumeId: number; peer: string; index: number | 'all' }): string => `stale/${key.volumeId}/${key.peer}/${key.index}`,
 })

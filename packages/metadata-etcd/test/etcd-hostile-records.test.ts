@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { Etcd3 } from 'etcd3'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { peerId } from '@torus/core'
 import type { RingDescriptor } from '@torus/core'
 import { eventually } from '@torus/conformance'
 import { EtcdMetadataStore } from '../src/index.js'
@@ -44,7 +45,10 @@ describe.skipIf(endpoints.length === 0)('EtcdMetadataStore with hostile etcd con
     expect(err?.code).toBe('TORUS_CORRUPT')
     expect(err?.message).toContain(`etcd key ${prefix}${key} is malformed`)
     // Deleting is offered only for keys whose loss harms nothing.
-    if (key === 'cluster' || key.startsWith('volumes/') || key.startsWith('volume-ids/')) {
+    if (key.startsWith('stale/')) {
+      expect(err?.message).toContain('do not delete it: it marks a replica that missed writes')
+      expect(err?.message).not.toContain('etcdctl del')
+    } else if (key === 'cluster' || key.startsWith('volumes/') || key.startsWith('volume-ids/')) {
       expect(err?.message).toContain('do not delete it')
       expect(err?.message).not.toContain('etcdctl del')
     } else {
@@ -95,6 +99,22 @@ describe.skipIf(endpoints.length === 0)('EtcdMetadataStore with hostile etcd con
     await put('locks/pad', JSON.stringify({ holder: 'someone', leaseId: '1' }))
     await corrupt(() => store.getVolumeLock('pad'), 'locks/pad')
     await corrupt(() => store.deleteVolume('pad'), 'locks/pad')
+  })
+
+  it('reports malformed stale-replica records, and one filed under another key, without offering to delete them', async () => {
+    const vol = await store.createVolume({ name: 'pad', sizeBytes: 1024 * 1024 })
+    const good = { volumeId: vol.id, peer: peerId(PEER), index: 3, generation: 2, recordedAt: new Date().toISOString() }
+    const key = `stale/${vol.id}/${PEER}/3`
+    for (const bad of ['not json', '{}', JSON.stringify({ ...good, index: -3 }), JSON.stringify({ ...good, generation: 'x' }), JSON.stringify({ ...good, recordedAt: undefined }), JSON.stringify({ ...good, peer: OTHER })]) {
+      await put(key, bad)
+      await corrupt(() => store.listStaleReplicas(vol.id), key)
+      await corrupt(() => store.addStaleReplicas([{ ...good, generation: 9 }]), key)
+    }
+    await put(key, JSON.stringify(good))
+    expect(await store.listStaleReplicas(vol.id)).toEqual([good])
+    // The key's trailing "all" and the record's index must agree too.
+    await put(`stale/${vol.id}/${PEER}/all`, JSON.stringify(good))
+    await corrupt(() => store.listStaleReplicas(vol.id), `stale/${vol.id}/${PEER}/all`)
   })
 
   it('delivers a ring that went back (a restore) to a watcher, with the stored content', async () => {

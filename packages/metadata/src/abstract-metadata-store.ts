@@ -21,13 +21,17 @@ import type {
   PeerInfo,
   PeerStatus,
   RingDescriptor,
-  RingType,
+  StaleReplica,
+  StaleReplicaKey,
+  VolumeId,
   VolumeInfo,
   VolumeLock,
   WatchRingOptions,
 } from '@torus/core'
 import { randomUUID } from 'node:crypto'
 import { normalizePeerInfo, validatePeerId } from './peer-info.js'
+import { normalizeStaleReplica, normalizeStaleReplicaKey, validateVolumeId } from './records.js'
+import { SECRET_CHECK_RE } from './secret-check.js'
 
 
 /**
@@ -109,12 +113,16 @@ export abstract class AbstractMetadataStore implements MetadataStore {
     if (config.id !== undefined && (typeof config.id !== 'string' || !UUID_RE.test(config.id))) {
       throw new TorusError('TORUS_INVALID_ARGUMENT', `invalid cluster id ${JSON.stringify(config.id)}: use a lowercase UUID`)
     }
+    if (config.secretCheck !== undefined && (typeof config.secretCheck !== 'string' || !SECRET_CHECK_RE.test(config.secretCheck))) {
+      throw new TorusError('TORUS_INVALID_ARGUMENT', 'invalid secretCheck: use makeSecretCheck() (32 lowercase hex digits, a colon, 64 lowercase hex digits)')
+    }
     const normalised: ClusterConfig = {
       id: config.id ?? randomUUID(),
       blockSizeBytes: validateBlockSize(config.blockSizeBytes),
       replication: validateReplication(config.replication),
       ringType: config.ringType,
       createdAt: config.createdAt,
+      ...(config.secretCheck === undefined ? {} : { secretCheck: config.secretCheck }),
     }
     this.#check(options)
     return this._initCluster(normalised, options)
@@ -233,6 +241,28 @@ export abstract class AbstractMetadataStore implements MetadataStore {
     return this._watchRing(onRing, options)
   }
 
+  async addStaleReplicas(records: readonly StaleReplica[], options: AbortOptions = {}): Promise<void> {
+    if (!Array.isArray(records)) throw new TypeError('records must be an array')
+    const normalised = records.map(normalizeStaleReplica)
+    this.#check(options)
+    if (normalised.length === 0) return
+    return this._addStaleReplicas(normalised, options)
+  }
+
+  async listStaleReplicas(volumeId: VolumeId, options: AbortOptions = {}): Promise<StaleReplica[]> {
+    const id = validateVolumeId(volumeId)
+    this.#check(options)
+    return this._listStaleReplicas(id, options)
+  }
+
+  async clearStaleReplicas(records: readonly StaleReplicaKey[], options: AbortOptions = {}): Promise<void> {
+    if (!Array.isArray(records)) throw new TypeError('records must be an array')
+    const normalised = records.map(normalizeStaleReplicaKey)
+    this.#check(options)
+    if (normalised.length === 0) return
+    return this._clearStaleReplicas(normalised, options)
+  }
+
   #check(options: AbortOptions): void {
     if (this.#status !== 'open') {
       throw new TorusError('TORUS_NOT_OPEN', `metadata store is ${this.#status}`)
@@ -262,6 +292,11 @@ export abstract class AbstractMetadataStore implements MetadataStore {
   protected abstract _getRing(options: AbortOptions): Promise<RingDescriptor | undefined>
   protected abstract _setRing(next: RingDescriptor, options: AbortOptions): Promise<void>
   protected abstract _watchRing(onRing: (ring: RingDescriptor) => void, options: WatchRingOptions): Promise<MetadataWatch>
+  /** `records` is non-empty, each record checked; duplicates are the backend's to merge. */
+  protected abstract _addStaleReplicas(records: StaleReplica[], options: AbortOptions): Promise<void>
+  protected abstract _listStaleReplicas(volumeId: VolumeId, options: AbortOptions): Promise<StaleReplica[]>
+  /** `records` is non-empty, each key checked. */
+  protected abstract _clearStaleReplicas(records: StaleReplicaKey[], options: AbortOptions): Promise<void>
 }
 
 function checkLeaseId(leaseId: unknown): void {

@@ -4,7 +4,9 @@
  * backend), {@link MemoryMetadataStore} (in memory, on an injectable clock, for tests and
  * composites) and {@link EmbeddedMetadataStore} (the same model persisted atomically to
  * `<dir>/metadata.json`, for a single node running without etcd). All implement the
- * `MetadataStore` contract from `@torus/core`, re-exported here.
+ * `MetadataStore` contract from `@torus/core`, re-exported here. Also the record checks every
+ * backend applies to what it reads back, and {@link makeSecretCheck}/{@link verifySecretCheck}
+ * for `ClusterConfig.secretCheck`.
  */
 export type {
   ClusterConfig,
@@ -18,6 +20,8 @@ export type {
   PeerInfo,
   PeerStatus,
   RingDescriptor,
+  StaleReplica,
+  StaleReplicaKey,
   MetadataWatch,
   WatchRingOptions,
 } from '@torus/core'
@@ -26,5 +30,14 @@ export { MemoryMetadataStore, type MemoryMetadataStoreOptions } from './memory-m
 export { EmbeddedMetadataStore, METADATA_FILE_NAME, type EmbeddedMetadataStoreOptions } from './embedded-metadata-store.js'
 export { MetadataModel, ringConflict, type LeaseState, type PeerRecord } from './metadata-model.js'
 export { normalizePeerInfo, validatePeerId } from './peer-info.js'
-export { normalizeClusterConfig, normalizeVolumeInfo } from './records.js'
+export {
+  compareStaleReplicas,
+  normalizeClusterConfig,
+  normalizeStaleReplica,
+  normalizeStaleReplicaKey,
+  normalizeVolumeInfo,
+  staleReplicaPath,
+  validateVolumeId,
+} from './records.js'
+export { makeSecretCheck, verifySecretCheck, SECRET_CHECK_RE } from './secret-check.js'
 export { METADATA_FORMAT, METADATA_FORMAT_VERSION, type MetadataFileV1 } from './metadata-file.js'

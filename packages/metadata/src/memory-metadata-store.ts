@@ -12,7 +12,10 @@ import type {
   PeerStatus,
   Random,
   RingDescriptor,
+  StaleReplica,
+  StaleReplicaKey,
   Timer,
+  VolumeId,
   VolumeInfo,
   VolumeLock,
   WatchRingOptions,
@@ -229,6 +232,18 @@ export class MemoryMetadataStore extends AbstractMetadataStore {
 
   protected async _setRing(next: RingDescriptor, options: AbortOptions): Promise<void> {
     await this._mutate((m) => m.setRing(next), options)
+  }
+
+  protected async _addStaleReplicas(records: StaleReplica[], options: AbortOptions): Promise<void> {
+    await this._mutate((m, now) => m.addStaleReplicas(records, now), options)
+  }
+
+  protected async _listStaleReplicas(volumeId: VolumeId): Promise<StaleReplica[]> {
+    return this.model.listStaleReplicas(volumeId)
+  }
+
+  protected async _clearStaleReplicas(records: StaleReplicaKey[], options: AbortOptions): Promise<void> {
+    await this._mutate((m) => m.clearStaleReplicas(records), options)
   }
 
   protected async _watchRing(onRing: (ring: RingDescriptor) => void): Promise<MetadataWatch> {

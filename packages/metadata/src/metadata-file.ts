@@ -1,7 +1,9 @@
 import { MAX_VOLUME_ID, normalizeRingDescriptor, TorusError, UUID_RE, VOLUME_NAME_RE, volumeId } from '@torus/core'
-import type { ClusterConfig, PeerInfo, RingDescriptor, VolumeInfo, VolumeLock } from '@torus/core'
+import type { ClusterConfig, PeerInfo, RingDescriptor, StaleReplica, VolumeInfo, VolumeLock } from '@torus/core'
 import { MetadataModel } from './metadata-model.js'
 import { normalizePeerInfo } from './peer-info.js'
+import { compareStaleReplicas, normalizeStaleReplica, staleReplicaPath } from './records.js'
+import { SECRET_CHECK_RE } from './secret-check.js'
 
 /** The only format version this code reads and writes. Bump it on any incompatible change. */
 export const METADATA_FORMAT_VERSION = 1
@@ -22,6 +24,8 @@ export interface MetadataFileV1 {
   /** Added after the first release; absent means none (so older files still read). */
   peers?: { info: PeerInfo; leaseId: string }[]
   ring?: RingDescriptor | null
+  /** Stale-replica records, sorted by volume, peer, index; absent means none. */
+  stale?: StaleReplica[]
 }
 
 export function encodeMetadataFile(model: MetadataModel): string {
@@ -37,6 +41,7 @@ export function encodeMetadataFile(model: MetadataModel): string {
     locks: [...model.locks.values()].sort((a, b) => a.generation - b.generation),
     peers: [...model.peers.values()].sort((a, b) => (a.info.id < b.info.id ? -1 : 1)).map((r) => ({ info: r.info, leaseId: r.leaseId })),
     ring: model.ring ?? null,
+    stale: [...model.stale.values()].sort(compareStaleReplicas),
   }
   return `${JSON.stringify(doc, null, 2)}\n`
 }
@@ -143,6 +148,21 @@ function toModel(raw: unknown, file: string, nowMs: number): MetadataModel {
     }
     if (model.cluster === undefined) throw new ShapeError('$.ring: present without a cluster')
   }
+  const volumeIds = new Set([...model.volumes.values()].map((v) => v.id))
+  for (const [i, raw] of (doc['stale'] === undefined ? [] : array(doc['stale'], '$.stale')).entries()) {
+    const path = `$.stale[${i}]`
+    let r: StaleReplica
+    try {
+      r = normalizeStaleReplica(raw)
+    } catch (err) {
+      throw new ShapeError(`${path}: ${(err as Error).message}`)
+    }
+    if (r.recordedAt === undefined) throw new ShapeError(`${path}.recordedAt: missing`)
+    // deleteVolume drops a volume's records in the same write, so an orphan means tampering.
+    if (!volumeIds.has(r.volumeId)) throw new ShapeError(`${path}.volumeId: no such volume ${r.volumeId}`)
+    if (model.stale.has(staleReplicaPath(r))) throw new ShapeError(`${path}: duplicate ${staleReplicaPath(r)}`)
+    model.stale.set(staleReplicaPath(r), r)
+  }
   return model
 }
 
@@ -152,8 +172,11 @@ function cluster(raw: unknown, path: string): ClusterConfig {
   if (ringType !== 'ketama' && ringType !== 'mod' && ringType !== 'single') throw new ShapeError(`${path}.ringType: unknown`)
   const id = c['id']
   if (id !== undefined && (typeof id !== 'string' || !UUID_RE.test(id))) throw new ShapeError(`${path}.id: expected a UUID`)
+  const secretCheck = c['secretCheck']
+  if (secretCheck !== undefined && (typeof secretCheck !== 'string' || !SECRET_CHECK_RE.test(secretCheck))) throw new ShapeError(`${path}.secretCheck: expected "<32 hex>:<64 hex>"`)
   return Object.freeze({
     ...(id === undefined ? {} : { id: id as string }),
+    ...(secretCheck === undefined ? {} : { secretCheck: secretCheck as string }),
     blockSizeBytes: count(c['blockSizeBytes'], `${path}.blockSizeBytes`),
     replication: count(c['replication'], `${path}.replication`),
     ringType,

@@ -1,5 +1,6 @@
 import { MAX_VOLUME_ID, TorusError, volumeId } from '@torus/core'
-import type { ClusterConfig, CreateVolumeRequest, LeaseId, PeerInfo, PeerStatus, Random, RingDescriptor, VolumeInfo, VolumeLock } from '@torus/core'
+import type { ClusterConfig, CreateVolumeRequest, LeaseId, PeerInfo, PeerStatus, Random, RingDescriptor, StaleReplica, StaleReplicaKey, VolumeId, VolumeInfo, VolumeLock } from '@torus/core'
+import { compareStaleReplicas, staleReplicaPath } from './records.js'
 
 /** A peer's last report and the lease that keeps it alive. */
 export interface PeerRecord {
@@ -29,6 +30,8 @@ export class MetadataModel {
   readonly leases = new Map<LeaseId, LeaseState>()
   readonly locks = new Map<string, VolumeLock>()
   readonly peers = new Map<string, PeerRecord>()
+  /** Stale-replica records (frozen, each with `recordedAt`), keyed by {@link staleReplicaPath}. */
+  readonly stale = new Map<string, StaleReplica>()
   /** Absent until the first setRing; getRing() then derives version 0 from the cluster config. */
   ring: RingDescriptor | undefined = undefined
   revision = 0
@@ -45,6 +48,7 @@ export class MetadataModel {
     for (const [k, v] of this.locks) copy.locks.set(k, v)
     for (const [k, v] of this.leases) copy.leases.set(k, { ...v })
     for (const [k, v] of this.peers) copy.peers.set(k, v)
+    for (const [k, v] of this.stale) copy.stale.set(k, v)
     copy.ring = this.ring
     copy.revision = this.revision
     copy.nextVolumeId = this.nextVolumeId
@@ -104,7 +108,36 @@ export class MetadataModel {
     return Object.freeze({ version: 0, type: this.cluster.ringType, replication: this.cluster.replication, members: Object.freeze([]) })
   }
 
+  listStaleReplicas(id: VolumeId): StaleReplica[] {
+    return [...this.stale.values()].filter((r) => r.volumeId === id).sort(compareStaleReplicas)
+  }
+
   // ── mutations: each validates fully before it changes anything ───────────────────────
+
+  /** Adds records (already checked), keeping the higher generation per key. */
+  addStaleReplicas(records: readonly StaleReplica[], nowMs: number): void {
+    const ids = new Set([...this.volumes.values()].map((v) => v.id))
+    const missing = records.find((r) => !ids.has(r.volumeId))
+    if (missing !== undefined) {
+      throw new TorusError('TORUS_NOT_FOUND', `no volume has id ${missing.volumeId}`, { details: { volumeId: missing.volumeId } })
+    }
+    const recordedAt = new Date(nowMs).toISOString()
+    let changed = false
+    for (const r of records) {
+      const path = staleReplicaPath(r)
+      const current = this.stale.get(path)
+      if (current !== undefined && current.generation >= r.generation) continue
+      this.stale.set(path, Object.freeze({ ...r, recordedAt: r.recordedAt ?? recordedAt }))
+      changed = true
+    }
+    if (changed) this.#bump()
+  }
+
+  clearStaleReplicas(keys: readonly StaleReplicaKey[]): void {
+    let changed = false
+    for (const key of keys) changed = this.stale.delete(staleReplicaPath(key)) || changed
+    if (changed) this.#bump()
+  }
 
   putPeer(info: PeerInfo, leaseId: LeaseId, nowMs: number): void {
     if (!this.isLeaseLive(leaseId, nowMs)) throw leaseExpiredError(leaseId)
@@ -176,6 +209,7 @@ export class MetadataModel {
     const lock = this.getVolumeLock(name, nowMs)
     if (lock !== undefined) throw lockedError(lock)
     this.volumes.delete(name)
+    for (const [path, r] of this.stale) if (r.volumeId === info.id) this.stale.delete(path)
     this.#bump()
     return info
   }

@@ -1,5 +1,6 @@
-import { MAX_VOLUME_ID, normalizeRingDescriptor, RING_TYPES, TorusError, UUID_RE, VOLUME_NAME_RE, validateBlockSize, validateReplication, validateVolumeSize, volumeId } from '@torus/core'
-import type { ClusterConfig, RingType, VolumeInfo } from '@torus/core'
+import { MAX_VOLUME_ID, RING_TYPES, TorusError, UUID_RE, VOLUME_NAME_RE, validateBlockSize, validateReplication, validateVolumeSize, volumeId } from '@torus/core'
+import type { ClusterConfig, PeerId, RingType, StaleReplica, StaleReplicaKey, VolumeId, VolumeInfo } from '@torus/core'
+import { SECRET_CHECK_RE } from './secret-check.js'
 
 
 /**
@@ -25,12 +26,17 @@ export function normalizeClusterConfig(raw: unknown): ClusterConfig {
   const c = object(raw, 'cluster config')
   if (c['id'] !== undefined && (typeof c['id'] !== 'string' || !UUID_RE.test(c['id']))) throw invalid('cluster config', 'id must be a lowercase UUID')
   if (typeof c['ringType'] !== 'string' || !(RING_TYPES as readonly string[]).includes(c['ringType'])) throw invalid('cluster config', `ringType ${JSON.stringify(c['ringType'])} is not ketama, mod or single`)
+  const secretCheck = c['secretCheck']
+  if (secretCheck !== undefined && (typeof secretCheck !== 'string' || !SECRET_CHECK_RE.test(secretCheck))) {
+    throw invalid('cluster config', 'secretCheck must be 32 lowercase hex digits, a colon and 64 lowercase hex digits')
+  }
   return Object.freeze({
     ...(c['id'] === undefined ? {} : { id: c['id'] as string }),
     blockSizeBytes: validateBlockSize(c['blockSizeBytes']),
     replication: validateReplication(c['replication']),
     ringType: c['ringType'] as RingType,
     createdAt: isoTime(c['createdAt'], 'cluster config', 'createdAt'),
+    ...(secretCheck === undefined ? {} : { secretCheck: secretCheck as string }),
   })
 }
 
@@ -52,3 +58,50 @@ export function normalizeVolumeInfo(raw: unknown): VolumeInfo {
   })
 }
 
+
+export function validateVolumeId(raw: unknown, what = 'volume id'): VolumeId {
+  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 1 || raw > MAX_VOLUME_ID) throw invalid(what, `${JSON.stringify(raw)} is not an integer from 1 to ${MAX_VOLUME_ID}`)
+  return volumeId(raw)
+}
+
+/** Checks the (volumeId, peer, index) of a stale-replica record or key; other fields are ignored. */
+export function normalizeStaleReplicaKey(raw: unknown): StaleReplicaKey {
+  const r = object(raw, 'stale replica')
+  const peer = r['peer']
+  if (typeof peer !== 'string' || !UUID_RE.test(peer)) throw invalid('stale replica', `peer ${JSON.stringify(peer)} is not a lowercase UUID`)
+  const index = r['index']
+  if (index !== 'all' && (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0)) {
+    throw invalid('stale replica', `index ${JSON.stringify(index)} is not a block index or "all"`)
+  }
+  return Object.freeze({ volumeId: validateVolumeId(r['volumeId'], 'stale replica'), peer: peer as PeerId, index: index as number | 'all' })
+}
+
+/** Checks a stale-replica record; `recordedAt` stays absent when absent. */
+export function normalizeStaleReplica(raw: unknown): StaleReplica {
+  const key = normalizeStaleReplicaKey(raw)
+  const r = raw as Record<string, unknown>
+  const generation = r['generation']
+  if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 0) {
+    throw invalid('stale replica', `generation ${JSON.stringify(generation)} is not a non-negative integer`)
+  }
+  return Object.freeze({
+    ...key,
+    generation,
+    ...(r['recordedAt'] === undefined ? {} : { recordedAt: isoTime(r['recordedAt'], 'stale replica', 'recordedAt') }),
+  })
+}
+
+/** The order listStaleReplicas promises: by volume, then peer, then index with 'all' first. */
+export function compareStaleReplicas(a: StaleReplicaKey, b: StaleReplicaKey): number {
+  if (a.volumeId !== b.volumeId) return a.volumeId - b.volumeId
+  if (a.peer !== b.peer) return a.peer < b.peer ? -1 : 1
+  if (a.index === b.index) return 0
+  if (a.index === 'all') return -1
+  if (b.index === 'all') return 1
+  return a.index - b.index
+}
+
+/** `<volumeId>/<peer>/<index|all>`: one record's identity, as a map key (and etcd key suffix). */
+export function staleReplicaPath(key: StaleReplicaKey): string {
+  return `${key.volumeId}/${key.peer}/${key.index}`
+}

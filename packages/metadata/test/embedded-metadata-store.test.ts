@@ -149,6 +149,21 @@ describe('EmbeddedMetadataStore open validation', () => {
     await expectCorrupt({ ...doc, leases: [] }, /no such lease/)
   })
 
+  it('reports malformed, duplicate or orphaned stale-replica records and secretChecks as TORUS_CORRUPT', async () => {
+    const doc = await validDoc()
+    const volumeId = (doc['volumes'] as { id: number }[])[0]!.id
+    const record = { volumeId, peer: '00000000-0000-4000-8000-00000000000a', index: 0, generation: 1, recordedAt: '2026-01-01T00:00:00.000Z' }
+    await expectCorrupt({ ...doc, stale: {} }, /\$\.stale: expected an array/)
+    await expectCorrupt({ ...doc, stale: [{ ...record, index: 'some' }] }, /\$\.stale\[0\]: invalid stale replica: index/)
+    await expectCorrupt({ ...doc, stale: [{ ...record, recordedAt: undefined }] }, /\$\.stale\[0\]\.recordedAt/)
+    await expectCorrupt({ ...doc, stale: [record, { ...record, generation: 2 }] }, /\$\.stale\[1\]: duplicate/)
+    await expectCorrupt({ ...doc, stale: [{ ...record, volumeId: volumeId + 1 }] }, /no such volume/)
+    await expectCorrupt({ ...doc, cluster: { ...(doc['cluster'] as object), secretCheck: 'ab:cd' } }, /\$\.cluster\.secretCheck/)
+    await writeDoc({ ...doc, stale: [record] })
+    const store = await openStore()
+    expect(await store.listStaleReplicas(volumeId as never)).toEqual([record])
+  })
+
   it('reports an unknown format version as TORUS_CORRUPT with the version in details', async () => {
     const doc = await validDoc()
     await writeDoc({ ...doc, version: METADATA_FORMAT_VERSION + 1 })

@@ -24,6 +24,16 @@ export function describeCluster({ harness }: SuiteContext): void {
       expect(stored).toEqual({ ...withoutId, id: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/) })
     })
 
+    it('keeps a secretCheck given to initCluster, and rejects a malformed one', async () => {
+      const secretCheck = `${'0f'.repeat(16)}:${'a1'.repeat(32)}`
+      for (const bad of ['', `${'0F'.repeat(16)}:${'a1'.repeat(32)}`, `${'0f'.repeat(16)}${'a1'.repeat(32)}`, `${'0f'.repeat(16)}:${'a1'.repeat(31)}`, 42]) {
+        await expect(h.store.initCluster({ ...CLUSTER, secretCheck: bad as string })).rejects.toMatchObject({ code: 'TORUS_INVALID_ARGUMENT' })
+      }
+      expect(await h.store.getClusterConfig()).toBeUndefined()
+      await h.store.initCluster({ ...CLUSTER, secretCheck })
+      expect(await h.store.getClusterConfig()).toEqual({ ...CLUSTER, secretCheck })
+    })
+
     it('rejects a second initCluster with TORUS_ALREADY_EXISTS and keeps the first config', async () => {
       await h.store.initCluster(CLUSTER)
       const other = { ...CLUSTER, blockSizeBytes: 64 * 1024, replication: 3, ringType: 'mod' as const }

@@ -15,6 +15,7 @@ import { describeLocks } from './locks.js'
 import { describePeers } from './peers.js'
 import { describePersistence } from './persistence.js'
 import { describeRing } from './ring.js'
+import { describeStaleReplicas } from './stale.js'
 import { describeVolumes } from './volumes.js'
 
 export type { SuiteContext } from './context.js'
@@ -32,5 +33,6 @@ export function describeMetadataStore(harness: Harness<MetadataStore>): void {
     describePeers(context)
     describeRing(context)
     describePersistence(context)
+    describeStaleReplicas(context)
   })
 }

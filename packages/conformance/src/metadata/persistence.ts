@@ -8,14 +8,15 @@ export function describePersistence({ harness, supports, ttlMs, elapse, expireLe
   describe.skipIf(harness.reopen === undefined || !supports.persistent)('persistence across reopen', () => {
     const h = useStore(harness)
 
-    it('keeps the cluster config and volumes', async () => {
-      const store = await initialised(h.store)
+    it('keeps the cluster config (with its secretCheck) and volumes', async () => {
+      const config = { ...CLUSTER, secretCheck: `${'5a'.repeat(16)}:${'c3'.repeat(32)}` }
+      const store = await initialised(h.store, config)
       await store.createVolume({ name: 'b', sizeBytes: 2 * MiB })
       await store.createVolume({ name: 'a', sizeBytes: MiB, blockSizeBytes: 4096, replication: 1 })
       const volumes = await store.listVolumes()
       const reopened = await h.reopen()
       expect(reopened.status).toBe('open')
-      expect(await reopened.getClusterConfig()).toEqual(CLUSTER)
+      expect(await reopened.getClusterConfig()).toEqual(config)
       expect(await reopened.listVolumes()).toEqual(volumes)
       await expect(reopened.initCluster(CLUSTER)).rejects.toMatchObject({ code: 'TORUS_ALREADY_EXISTS' })
     })

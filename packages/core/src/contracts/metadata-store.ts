@@ -1,4 +1,4 @@
-import type { VolumeId } from '../ids.js'
+import type { PeerId, VolumeId } from '../ids.js'
 import type { AbortOptions, LifecycleStatus } from './common.js'
 import type { RingDescriptor } from './ring.js'
 
@@ -17,6 +17,14 @@ export interface ClusterConfig {
   readonly ringType: RingType
   /** ISO 8601. */
   readonly createdAt: string
+  /**
+   * A verifier of the cluster's transport secret, `"<salt>:<mac>"`: 32 lowercase hex digits of
+   * salt, then the 64 hex digits of HMAC-SHA256(key = secret, data = `torus-secret-check:<salt>`).
+   * Lets a daemon refuse a wrong secret before it talks to peers; reveals nothing usable as the
+   * secret. Absent when the cluster was created without one. `@torus/metadata` has
+   * `makeSecretCheck` and `verifySecretCheck`.
+   */
+  readonly secretCheck?: string
 }
 
 export interface VolumeInfo {
@@ -80,6 +88,31 @@ export interface PeerStatus extends PeerInfo {
   readonly alive: boolean
 }
 
+/** Names one stale-replica record: which peer holds a stale copy of which block of which volume. */
+export interface StaleReplicaKey {
+  readonly volumeId: VolumeId
+  /** The peer whose copy is stale. */
+  readonly peer: PeerId
+  /**
+   * The stale block's index, or `'all'`: every block of the volume on that peer is stale (a new
+   * lock holder could not announce its generation to the peer, so the peer may still accept or
+   * serve the old holder's writes).
+   */
+  readonly index: number | 'all'
+}
+
+/**
+ * A durable note that a replica missed writes: until it is repaired and the record cleared, the
+ * peer must not serve that block (or, for `'all'`, any block of the volume). A gateway records
+ * one before it lets a write complete degraded.
+ */
+export interface StaleReplica extends StaleReplicaKey {
+  /** The volume lock generation of the writes the replica missed. */
+  readonly generation: number
+  /** ISO 8601 time it was recorded; the store fills it in when omitted. */
+  readonly recordedAt?: string
+}
+
 /** A live subscription; `close()` stops deliveries and is safe to call twice. */
 export interface MetadataWatch {
   close(): Promise<void>
@@ -105,7 +138,8 @@ export interface MetadataSupports {
  * embedded store (in process, persisted in the data dir) and by etcd.
  *
  * Every mutation is atomic: it is wholly applied or not at all, and (when
- * `supports.persistent`) durable before it resolves.
+ * `supports.persistent`) durable before it resolves. `deleteVolume` also drops the volume's
+ * stale-replica records.
  *
  * Errors: TORUS_NOT_OPEN, TORUS_NOT_INITIALIZED (no cluster config yet), TORUS_ALREADY_EXISTS,
  * TORUS_NOT_FOUND, TORUS_LOCKED, TORUS_LEASE_EXPIRED, TORUS_INVALID_ARGUMENT (a bad name or
@@ -180,4 +214,24 @@ export interface MetadataStore {
    * cluster is initialised.
    */
   watchRing(onRing: (ring: RingDescriptor) => void, options?: WatchRingOptions): Promise<MetadataWatch>
+
+  /**
+   * Records replicas that missed writes. Durable when it resolves: only then may the write that
+   * missed them complete degraded. Idempotent: a record with the same (volumeId, peer, index)
+   * keeps the higher generation (on a tie, the record already stored, with its `recordedAt`).
+   * TORUS_NOT_FOUND when no volume has the id (nothing is written then); TORUS_INVALID_ARGUMENT
+   * for a malformed record. A backend may split a large batch into several atomic steps (etcd:
+   * at most 100 records per transaction); if the call rejects, a retry is safe.
+   */
+  addStaleReplicas(records: readonly StaleReplica[], options?: AbortOptions): Promise<void>
+  /**
+   * Every stale-replica record of the volume, sorted by peer, then by index with `'all'` first.
+   * Every record has `recordedAt`. Empty for an unknown volume.
+   */
+  listStaleReplicas(volumeId: VolumeId, options?: AbortOptions): Promise<StaleReplica[]>
+  /**
+   * Removes the named records (after a repair). Records that do not exist are ignored. Clearing
+   * a record lets its replica serve the block again, so clear only what was repaired.
+   */
+  clearStaleReplicas(records: readonly StaleReplicaKey[], options?: AbortOptions): Promise<void>
 }

@@ -1,0 +1,126 @@
+import { TorusError, throwIfAborted } from '@torus/core'
+import type { AbortOptions, StaleReplica, StaleReplicaKey, VolumeId } from '@torus/core'
+import { compareStaleReplicas } from '@torus/metadata'
+import type { IKeyValue, Namespace } from 'etcd3'
+import { rangeOf, type EtcdRecords } from './etcd-records.js'
+import { ETCD_KEYS } from './keys.js'
+
+/**
+ * etcd refuses a transaction with more than 128 compares, or 128 operations in a branch
+ * (`--max-txn-ops`). An addStaleReplicas transaction compares the volume and each record it
+ * writes, so it carries at most this many records of one volume; larger batches take several.
+ */
+export const STALE_RECORDS_PER_TXN = 100
+
+export interface EtcdStaleReplicasOptions {
+  kv: () => Namespace
+  /** Runs one etcd call and maps its errors (the store's `#run`). */
+  run: <T>(call: () => Promise<T>) => Promise<T>
+  get: (key: string) => Promise<IKeyValue | undefined>
+  records: EtcdRecords
+}
+
+interface VolumeRef {
+  key: string
+  modRevision: string
+}
+
+/**
+ * Stale-replica records under `stale/<volumeId>/<peer>/<index|all>`, for EtcdMetadataStore.
+ * A write compares the volume's record, so nothing lands for a volume deleted meanwhile, and
+ * each record's mod revision, so a concurrent add cannot lower a generation.
+ */
+export class EtcdStaleReplicas {
+  constructor(private readonly options: EtcdStaleReplicasOptions) {}
+
+  async add(records: StaleReplica[], options: AbortOptions): Promise<void> {
+    // One record per key (the highest generation), grouped by volume in key order.
+    const merged = new Map<string, StaleReplica>()
+    for (const r of records) {
+      const key = ETCD_KEYS.staleReplica(r)
+      const seen = merged.get(key)
+      if (seen === undefined || r.generation > seen.generation) merged.set(key, r)
+    }
+    const byVolume = new Map<VolumeId, StaleReplica[]>()
+    for (const r of [...merged.values()].sort(compareStaleReplicas)) byVolume.set(r.volumeId, [...(byVolume.get(r.volumeId) ?? []), r])
+    // Every volume must exist before anything is written.
+    const volumes = new Map<VolumeId, VolumeRef>()
+    for (const id of byVolume.keys()) volumes.set(id, await this.#volumeById(id))
+    const recordedAt = new Date().toISOString()
+    for (const [id, group] of byVolume) {
+      let volume = volumes.get(id)!
+      for (let start = 0; start < group.length; start += STALE_RECORDS_PER_TXN) {
+        const chunk = group.slice(start, start + STALE_RECORDS_PER_TXN)
+        for (;;) {
+          throwIfAborted(options.signal)
+          if (await this.#putChunk(volume, chunk, recordedAt)) break
+          // The volume or one of the records changed since the read: read both again.
+          volume = await this.#volumeById(id)
+        }
+      }
+    }
+  }
+
+  async list(volumeId: VolumeId): Promise<StaleReplica[]> {
+    const ns = this.options.kv()
+    const res = await this.options.run(() => ns.getAll().prefix(ETCD_KEYS.staleVolume(volumeId)).exec())
+    // Key order is not the promised order (index 10 sorts before 9), so sort the records.
+    return res.kvs.map((kv) => this.options.records.staleReplica(kv)).sort(compareStaleReplicas)
+  }
+
+  async clear(records: StaleReplicaKey[]): Promise<void> {
+    const ns = this.options.kv()
+    const keys = [...new Set(records.map((r) => ETCD_KEYS.staleReplica(r)))]
+    for (let start = 0; start < keys.length; start += STALE_RECORDS_PER_TXN) {
+      const chunk = keys.slice(start, start + STALE_RECORDS_PER_TXN)
+      await this.options.run(() =>
+        ns
+          .if(ETCD_KEYS.cluster, 'Version', '>', -1)
+          .then(...chunk.map((key) => ns.delete().key(key)))
+          .commit(),
+      )
+    }
+  }
+
+  /**
+   * Writes the records of `chunk` that are absent or stored with a lower generation, in one
+   * transaction that holds only if the volume and those keys are unchanged since they were read.
+   */
+  async #putChunk(volume: VolumeRef, chunk: StaleReplica[], recordedAt: string): Promise<boolean> {
+    const { run, records } = this.options
+    const ns = this.options.kv()
+    const read = await run(() =>
+      ns
+        .if(volume.key, 'Version', '>', -1)
+        .then(...chunk.map((r) => ns.get(ETCD_KEYS.staleReplica(r))))
+        .commit(),
+    )
+    const writes = chunk.flatMap((r, i) => {
+      const kv = rangeOf(read, i)
+      if (kv !== undefined && records.staleReplica(kv).generation >= r.generation) return []
+      return [{ key: ETCD_KEYS.staleReplica(r), modRevision: kv?.mod_revision ?? '0', record: { ...r, recordedAt: r.recordedAt ?? recordedAt } }]
+    })
+    // The stored records already cover these, and they exist only while the volume does.
+    if (writes.length === 0) return true
+    const txn = await run(() => {
+      let cmp = ns.if(volume.key, 'Mod', '==', volume.modRevision)
+      for (const w of writes) cmp = cmp.and(w.key, 'Mod', '==', w.modRevision)
+      return cmp.then(...writes.map((w) => ns.put(w.key).value(JSON.stringify(w.record)))).commit()
+    })
+    return txn.succeeded
+  }
+
+  /** Finds a volume by id through its `volume-ids/<id>` reservation; TORUS_NOT_FOUND when no volume has it now. */
+  async #volumeById(id: VolumeId): Promise<VolumeRef> {
+    const { get, records } = this.options
+    const missing = new TorusError('TORUS_NOT_FOUND', `no volume has id ${id}`, { details: { volumeId: id } })
+    const reservation = await get(ETCD_KEYS.volumeId(id))
+    if (reservation === undefined) throw missing
+    const name = records.volumeName(reservation)
+    const key = ETCD_KEYS.volume(name)
+    const kv = await get(key)
+    // The name may since have been deleted, or given to a new volume with another id.
+    if (kv === undefined || records.volume(kv, name).id !== id) throw missing
+    return { key, modRevision: kv.mod_revision }
+  }
+}
