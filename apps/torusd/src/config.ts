@@ -1,3 +1,4 @@
+import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { normalizeEtcdPrefix, parseSize, validateBlockSize, type LogLevel } from '@torus/core'
@@ -25,6 +26,8 @@ export interface DaemonConfig {
   autoJoin: boolean
   /** How long open volumes keep serving past their lease while etcd is unreachable. */
   lockGraceMs: number
+  /** The cluster's transport secret (peers prove they know it), and where it came from. */
+  clusterSecret: { bytes: Uint8Array; source: string } | undefined
 }
 
 /** A configuration problem the operator must fix; torusd exits 2 with this message. */
@@ -47,6 +50,7 @@ export interface RawOptions {
   debugInit?: boolean | undefined
   autoJoin?: boolean | undefined
   lockGrace?: string | number | undefined
+  clusterSecretFile?: string | undefined
 }
 
 export const DEFAULTS = {
@@ -117,6 +121,8 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     throw new ConfigError(`--lock-grace/TORUS_LOCK_GRACE must be 0 to 86400 seconds, got ${formatRaw(graceRaw)}`)
   }
 
+  const clusterSecret = readClusterSecret(flags.clusterSecretFile ?? nonEmpty(env.TORUS_CLUSTER_SECRET_FILE), nonEmpty(env.TORUS_CLUSTER_SECRET))
+
   return {
     dataDir,
     sizeBytes,
@@ -132,7 +138,35 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     debugInit: flags.debugInit ?? truthy(env.DEBUG_INIT),
     autoJoin: flags.autoJoin ?? truthy(env.AUTO_JOIN),
     lockGraceMs: Math.round(grace * 1000),
+    clusterSecret,
   }
+}
+
+/** Shorter secrets are refused: the transport needs 16 bytes, and `torusctl init` writes 64 hex characters. */
+const MIN_SECRET_CHARS = 32
+
+/** `--cluster-secret-file`/TORUS_CLUSTER_SECRET_FILE wins over TORUS_CLUSTER_SECRET; trailing whitespace is dropped. */
+function readClusterSecret(file: string | undefined, value: string | undefined): DaemonConfig['clusterSecret'] {
+  let text: string
+  let source: string
+  if (file !== undefined) {
+    try {
+      text = fs.readFileSync(file, 'utf8')
+    } catch (err) {
+      throw new ConfigError(`--cluster-secret-file: cannot read ${formatRaw(file)}: ${(err as Error).message}`)
+    }
+    source = path.resolve(file)
+  } else if (value !== undefined) {
+    text = value
+    source = 'TORUS_CLUSTER_SECRET'
+  } else {
+    return undefined
+  }
+  const secret = text.trim()
+  if (secret.length < MIN_SECRET_CHARS) {
+    throw new ConfigError(`the cluster secret from ${source} is ${secret.length} characters; it must be at least ${MIN_SECRET_CHARS} (use the file torusctl init wrote)`)
+  }
+  return { bytes: new TextEncoder().encode(secret), source }
 }
 
 function truthy(v: string | undefined): boolean {

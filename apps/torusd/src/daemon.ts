@@ -16,7 +16,10 @@ import {
   type RingType,
   type VolumeId,
 } from '@torus/core'
+import { ClusterView, DistributedBlockStore, fenceVolume, recordStaleInMetadata } from '@torus/distributor'
+import { verifySecretCheck } from '@torus/metadata'
 import { NbdServer } from '@torus/nbd'
+import { WsTransport } from '@torus/transport'
 import type { DaemonConfig } from './config.js'
 import { clusterIdentity, loadOrCreatePeerId, lockDataDir, PendingDeletes, readClusterBinding, writeClusterBinding } from './data-dir.js'
 import { createRouter, readJson, sendJson } from './http-util.js'
@@ -44,7 +47,12 @@ export class Daemon {
   readonly config: DaemonConfig
   readonly #log: Logger
   #metadata: MetadataStore | undefined
+  /** This peer's own blocks (its replicas). */
   #store: BlockStore | undefined
+  /** With etcd: the replicated store volumes are served from (it owns `#store`). */
+  #distributor: DistributedBlockStore | undefined
+  #transport: WsTransport | undefined
+  #view: ClusterView | undefined
   #volumes: VolumeManager | undefined
   #nbd: NbdServer | undefined
   #httpServer: http.Server | undefined
@@ -137,11 +145,32 @@ export class Daemon {
     }
     const holder = `torusd/${this.#peerId}@${config.peerListen.host}:${config.peerListen.port}`
     await this.#releaseOwnStaleLocks(metadata)
+    this.#peerServer = http.createServer(this.#controlApi())
+    let peer: string | undefined
+    if (config.etcd !== undefined) {
+      // Listen first: the transport shares the control API's port.
+      peer = await listen(this.#peerServer, config.peerListen)
+      this.#distributor = await this.#startDataPath(metadata, cluster, store)
+    }
+    const distributor = this.#distributor
     this.#volumes = new VolumeManager({
       metadata,
-      store,
+      store: distributor ?? store,
       holder,
       pendingDeletes,
+      ...(distributor === undefined
+        ? {}
+        : {
+            prepare: async (volume) => {
+              await fenceVolume(distributor, metadata, volume.info.id, volume.generation ?? 0, this.#log.child({ component: 'fencing', volume: volume.info.name }))
+            },
+            // Peers that cannot be reached now drop their blocks at their next sweep.
+            dropBlocks: async (id) => {
+              await store.deleteVolume(id)
+              await store.flush()
+              await distributor.deleteVolume(id).catch((err: unknown) => this.#log.warn('some peers could not drop the deleted volume yet; they will at their next sweep', { id, err }))
+            },
+          }),
       leaseTtlMs: config.leaseTtlMs,
       // Only etcd can be unreachable; the embedded store is in process.
       unreachableGraceMs: config.etcd === undefined ? 0 : config.lockGraceMs,
@@ -156,7 +185,7 @@ export class Daemon {
       metadata,
       presence: () => this.#presence && { ringVersion: this.#presence.ring?.version, lastHeartbeatMs: this.#presence.lastHeartbeatMs },
     })
-    const peer = await listen((this.#peerServer = http.createServer(this.#controlApi())), config.peerListen)
+    peer ??= await listen(this.#peerServer, config.peerListen)
     if (!isLoopback(config.peerListen.host)) {
       this.#log.warn('control API listens beyond loopback without authentication; anyone who reaches it can create and delete volumes', { peer })
     }
@@ -167,6 +196,68 @@ export class Daemon {
     if (config.etcd !== undefined) this.#scheduleDeletedVolumeSweep()
     this.#log.info('torusd ready', { peerId: this.#peerId, ...this.addresses })
     return this.addresses
+  }
+
+  /**
+   * The replicated data path (etcd clusters): the peer transport on the control API's port,
+   * authenticated by the cluster secret; a view of the ring and the peers' addresses; and the
+   * distributor, which serves this peer's replicas and places every volume's blocks.
+   */
+  async #startDataPath(metadata: MetadataStore, cluster: ClusterConfig, local: BlockStore): Promise<DistributedBlockStore> {
+    const { config } = this
+    const secret = config.clusterSecret
+    if (secret === undefined) {
+      throw new TorusError(
+        'TORUS_INVALID_ARGUMENT',
+        'a cluster member needs the cluster secret that torusctl init wrote: pass --cluster-secret-file PATH (or TORUS_CLUSTER_SECRET_FILE, or the secret in TORUS_CLUSTER_SECRET)',
+      )
+    }
+    if (cluster.secretCheck === undefined) {
+      this.#log.warn('the cluster records no secret check (initialised by an older torusctl); peers with another secret will be refused only at connect time')
+    } else if (!verifySecretCheck(secret.bytes, cluster.secretCheck)) {
+      throw new TorusError('TORUS_INVALID_ARGUMENT', `the cluster secret from ${secret.source} is not the one this cluster was initialised with; use the file torusctl init wrote`)
+    }
+    if (cluster.id === undefined) throw new TorusError('TORUS_CORRUPT', 'the cluster config has no id; it was written by an older torusctl: run torusctl init on a fresh prefix')
+    const log = this.#log
+    const transport = new WsTransport({
+      clusterId: cluster.id,
+      peerId: this.#peerId!,
+      secret: secret.bytes,
+      server: this.#peerServer!,
+      requestTimeoutMs: 10_000,
+      logger: log.child({ component: 'transport' }),
+    })
+    this.#transport = transport
+    const view = new ClusterView({ metadata, logger: log.child({ component: 'ring' }) })
+    this.#view = view
+    const ring = await view.start()
+    const distributor = new DistributedBlockStore({
+      peerId: this.#peerId!,
+      ring,
+      local,
+      replicaStateDir: path.join(config.dataDir, 'replica'),
+      transport,
+      peerAddress: (peer) => view.peerAddress(peer),
+      onDegraded: recordStaleInMetadata(metadata),
+      requestTimeoutMs: 10_000,
+      logger: log,
+    })
+    view.onRing((next) => distributor.setRing(next))
+    // Handlers before listening: a peer that dials at once finds them.
+    await distributor.open()
+    const address = await transport.listen(this.#advertisedPeerAddress())
+    log.info('data path ready', { peerAddress: address, ringVersion: ring.descriptor.version, replication: ring.descriptor.replication, members: ring.descriptor.members.length })
+    return distributor
+  }
+
+  /** The configured peer address, with the bound port when it asked for port 0. */
+  #advertisedPeerAddress(): string {
+    const { config } = this
+    const bound = this.#peerServer?.address()
+    if (config.peerListen.port !== 0 || bound === null || bound === undefined || typeof bound === 'string') return config.peerAddress
+    const url = new URL(config.peerAddress)
+    url.port = String(bound.port)
+    return url.href.replace(/\/$/, '')
   }
 
   /** Heartbeats, the ring watch, and (with --auto-join, or always on an embedded node) ring membership. */
@@ -181,7 +272,7 @@ export class Daemon {
         const usage = store.usage()
         return {
           id: peerId,
-          address: config.peerAddress,
+          address: this.#advertisedPeerAddress(),
           ...(this.addresses?.nbd === undefined ? {} : { nbdAddress: this.addresses.nbd }),
           capacityBytes: usage.capacityBytes,
           usedBytes: usage.usedBytes,
@@ -286,6 +377,9 @@ export class Daemon {
     await this.#nbd?.close()
     await this.#volumes?.closeAll()
     await this.#presence?.stop()
+    await this.#view?.stop()
+    await this.#distributor?.close()
+    await this.#transport?.close()
     await this.#store?.close()
     await this.#metadata?.close()
     await this.#unlockDataDir?.()

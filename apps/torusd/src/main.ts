@@ -28,8 +28,12 @@ async function main(): Promise<void> {
       type: 'string',
       describe: `Seconds an open volume keeps serving after its lock lease lapsed while etcd is unreachable [env TORUS_LOCK_GRACE] (default ${DEFAULTS.lockGraceSeconds})`,
     })
+    .option('cluster-secret-file', {
+      type: 'string',
+      describe: 'File holding the cluster secret that torusctl init wrote; peers prove they know it. Needed with --etcd [env TORUS_CLUSTER_SECRET_FILE, or the secret itself in TORUS_CLUSTER_SECRET]',
+    })
     .example('$0 --data-dir /var/lib/torus --size 5GiB', 'a single node with embedded metadata')
-    .example('$0 --etcd 10.0.0.1:2379 --size 5GiB --auto-join --peer-address ws://10.0.0.5:40000', 'a cluster member')
+    .example('$0 --etcd 10.0.0.1:2379 --cluster-secret-file /etc/torus/secret --size 5GiB --auto-join --peer-address ws://10.0.0.5:40000', 'a cluster member')
     .strict()
     .help()
     .alias('h', 'help')
@@ -58,6 +62,7 @@ async function main(): Promise<void> {
       debugInit: argv['debug-init'],
       autoJoin: argv['auto-join'],
       lockGrace: argv['lock-grace'],
+      clusterSecretFile: argv['cluster-secret-file'],
     })
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -25,6 +25,13 @@ export interface VolumeManagerOptions {
   /** How long a lapsed lease still counts while the metadata store is unreachable (see VolumeLease). */
   unreachableGraceMs?: number
   logger: Logger
+  /**
+   * Runs after the lock is taken and before the volume serves anything (e.g. fencing the
+   * replicas with the new generation); if it rejects, the volume is closed and the open fails.
+   */
+  prepare?: (volume: Volume) => Promise<void>
+  /** Drops a deleted volume's blocks. Default: `store.deleteVolume(id)` then `store.flush()`. */
+  dropBlocks?: (id: VolumeInfo['id']) => Promise<void>
   /** Journal of deletions in progress (see PendingDeletes); optional in tests. */
   pendingDeletes?: { add(id: number): Promise<void>; remove(id: number): Promise<void> }
 }
@@ -118,8 +125,11 @@ export class VolumeManager {
     if (known === undefined) throw new TorusError('TORUS_NOT_FOUND', `volume ${name} not found`)
     await this.#opts.pendingDeletes?.add(known.id)
     const info = await this.#opts.metadata.deleteVolume(name)
-    await this.#opts.store.deleteVolume(info.id)
-    await this.#opts.store.flush()
+    if (this.#opts.dropBlocks !== undefined) await this.#opts.dropBlocks(info.id)
+    else {
+      await this.#opts.store.deleteVolume(info.id)
+      await this.#opts.store.flush()
+    }
     await this.#opts.pendingDeletes?.remove(info.id)
     this.#opts.logger.info('volume deleted', { volume: name, id: info.id })
     return info
@@ -177,6 +187,15 @@ export class VolumeManager {
         this.#retire(entry)
       },
     })
+    if (this.#opts.prepare !== undefined) {
+      try {
+        await this.#opts.prepare(volume)
+      } catch (err) {
+        logger.error('volume could not be prepared for serving; releasing its lock', { volume: info.name, err })
+        await volume.close().catch(() => {})
+        throw err
+      }
+    }
     if (volume.generation !== undefined) entry.generation = volume.generation
     logger.info('volume opened', { volume: info.name, id: info.id, generation: volume.generation })
     return volume

@@ -1,5 +1,8 @@
 // torusd's configuration: flags over the original image's env vars over defaults, and every
 // bad value is a ConfigError that names the flag (torusd exits 2 with it).
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, hostPort, resolveConfig } from '../src/config.js'
 
@@ -77,6 +80,34 @@ describe('resolveConfig', () => {
       expect(() => resolveConfig(flags, env), JSON.stringify(flags) + JSON.stringify(env)).toThrow(ConfigError)
       expect(() => resolveConfig(flags, env)).toThrow(message)
     }
+  })
+})
+
+describe('the cluster secret', () => {
+  const secret = 'a'.repeat(64)
+  it('reads it from --cluster-secret-file (trimmed), over TORUS_CLUSTER_SECRET_FILE, over TORUS_CLUSTER_SECRET', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'torusd-config-'))
+    try {
+      const file = path.join(dir, 'secret')
+      const other = path.join(dir, 'other')
+      fs.writeFileSync(file, `${secret}\n`)
+      fs.writeFileSync(other, 'b'.repeat(64))
+      const fromFlag = resolveConfig({ clusterSecretFile: file }, { TORUS_CLUSTER_SECRET_FILE: other, TORUS_CLUSTER_SECRET: 'c'.repeat(64) }).clusterSecret
+      expect(Buffer.from(fromFlag!.bytes).toString()).toBe(secret)
+      expect(fromFlag!.source).toBe(file)
+      expect(Buffer.from(resolveConfig({}, { TORUS_CLUSTER_SECRET_FILE: other }).clusterSecret!.bytes).toString()).toBe('b'.repeat(64))
+      const fromEnv = resolveConfig({}, { TORUS_CLUSTER_SECRET: 'c'.repeat(64) }).clusterSecret
+      expect(fromEnv).toMatchObject({ source: 'TORUS_CLUSTER_SECRET' })
+      expect(resolveConfig({}, {}).clusterSecret).toBeUndefined()
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a missing file and a short secret, naming where it came from', () => {
+    expect(() => resolveConfig({ clusterSecretFile: '/nonexistent/secret' }, {})).toThrow(/--cluster-secret-file: cannot read "\/nonexistent\/secret"/)
+    expect(() => resolveConfig({}, { TORUS_CLUSTER_SECRET: 'short' })).toThrow(ConfigError)
+    expect(() => resolveConfig({}, { TORUS_CLUSTER_SECRET: 'short' })).toThrow(/TORUS_CLUSTER_SECRET is 5 characters; it must be at least 32/)
   })
 })
 

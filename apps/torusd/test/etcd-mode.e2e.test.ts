@@ -47,7 +47,7 @@ describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
   }
 
   async function daemon(prefix: string, dataDir: string, extra: string[] = []): Promise<Torusd> {
-    const d = await Torusd.start({ dataDir, size: '1GiB', extraArgs: ['--etcd', etcd, '--etcd-prefix', prefix, '--lease-ttl', '3', ...extra] })
+    const d = await Torusd.start({ dataDir, size: '1GiB', extraArgs: ['--etcd', etcd, '--etcd-prefix', prefix, '--lease-ttl', '3', ...extra], env: { TORUS_CLUSTER_SECRET: 'etcd-mode-test-secret-0123456789abcdef' } })
     cleanups.push(() => d.destroy())
     return d
   }
@@ -94,7 +94,8 @@ describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
     await meta.createVolume({ name: 'keep', sizeBytes: 64 * 1024 ** 2 })
     const gone = await meta.createVolume({ name: 'gone', sizeBytes: 64 * 1024 ** 2 })
     const dataDir = tmpDir()
-    const d = await daemon(prefix, dataDir)
+    // A ring member: only ring members store blocks.
+    const d = await daemon(prefix, dataDir, ['--auto-join'])
     for (const v of ['keep', 'gone']) {
       const w = await run('qemu-io', ['-f', 'raw', d.uri(v), '-c', 'write -P 0x5a 0 1M', '-c', 'flush'])
       expect(w.code, w.stderr).toBe(0)

@@ -1,5 +1,5 @@
 import { createRing } from '@torus/ring'
-import { silentLogger, TorusError, type Logger, type MetadataStore, type MetadataWatch, type PeerId, type Ring } from '@torus/core'
+import { silentLogger, TorusError, type Logger, type MetadataStore, type MetadataWatch, type PeerId, type Ring, type RingDescriptor } from '@torus/core'
 
 export interface ClusterViewOptions {
   metadata: MetadataStore
@@ -40,12 +40,12 @@ export class ClusterView {
     if (descriptor === undefined) {
       throw new TorusError('TORUS_NOT_INITIALIZED', 'the cluster is not initialised; run torusctl init')
     }
-    this.#ring = createRing(descriptor)
+    this.#ring = placement(descriptor)
     await this.refreshPeers()
     this.#watch = await this.#metadata.watchRing((next) => {
       if (this.#ring !== undefined && next.version === this.#ring.descriptor.version) return
       try {
-        this.#ring = createRing(next)
+        this.#ring = placement(next)
       } catch (err) {
         this.#log.error('ignoring a ring the metadata holds but that cannot be placed', { version: next.version, err })
         return
@@ -99,4 +99,13 @@ export class ClusterView {
     this.#listeners.clear()
     await this.#watch?.close()
   }
+}
+
+/**
+ * A ring with no members places nothing (every block then has no replica, so I/O fails with
+ * TORUS_UNAVAILABLE) rather than being an error: a fresh cluster has one until peers join.
+ */
+function placement(descriptor: RingDescriptor): Ring {
+  if (descriptor.members.length === 0) return { descriptor, peersFor: () => [] }
+  return createRing(descriptor)
 }

@@ -39,6 +39,12 @@ export interface DistributedBlockStoreOptions {
   local?: BlockStore
   /** Block size; required without `local` (else it is the local store's). */
   blockSizeBytes?: number
+  /**
+   * Where this peer's replica keeps its fencing generations and per-sector checksums (see
+   * `ReplicaOptions.stateDir`). Without it they live in memory only: fine for tests, not for a
+   * daemon, whose replicas must refuse old generations and detect corruption after a restart.
+   */
+  replicaStateDir?: string
   /** Peer RPC. This store registers the `replica.*` handlers on it and dials other peers through it. */
   transport: Transport
   /** Where a peer listens (`ws://…`, `loopback://…`); `undefined` when unknown (the replica counts as failed). */
@@ -110,7 +116,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
     this.#onDegraded = options.onDegraded
     this.#timeoutMs = options.requestTimeoutMs
     this.#log = (options.logger ?? silentLogger).child({ component: 'distributor', peer: this.peerId })
-    this.#replica = options.local === undefined ? undefined : new Replica({ store: options.local })
+    this.#replica =
+      options.local === undefined ? undefined : new Replica({ store: options.local, ...(options.replicaStateDir === undefined ? {} : { stateDir: options.replicaStateDir }) })
     // Without a local store, what the replicas promise is what counts: they persist and trim.
     this.supports = { persistent: options.local?.supports.persistent ?? true, trim: options.local?.supports.trim ?? true, iterate: false }
   }
@@ -228,6 +235,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
   protected override async _open(options?: AbortOptions): Promise<void> {
     if (this.#replica !== undefined) {
       await this.#replica.store.open(options)
+      await this.#replica.open()
       serveReplica(this.#transport, this.#replica)
     }
     this.#log.info('distributor open', { ringVersion: this.#ring.descriptor.version })
@@ -237,6 +245,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     const connections = [...this.#connections.values()]
     this.#connections.clear()
     await Promise.all(connections.map(async (c) => (await c.catch(() => undefined))?.close()))
+    await this.#replica?.close()
     await this.#replica?.store.close()
   }
 
