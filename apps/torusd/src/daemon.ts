@@ -20,6 +20,7 @@ import { ClusterView, DistributedBlockStore, fenceVolume, recordStaleInMetadata 
 import { verifySecretCheck } from '@torus/metadata'
 import { NbdServer } from '@torus/nbd'
 import { WsTransport } from '@torus/transport'
+import { VolumeManager } from '@torus/volume'
 import type { DaemonConfig } from './config.js'
 import { clusterIdentity, loadOrCreatePeerId, lockDataDir, PendingDeletes, readClusterBinding, writeClusterBinding } from './data-dir.js'
 import { createRouter, readJson, sendJson } from './http-util.js'
@@ -27,7 +28,6 @@ import { createMetrics, type Metrics } from './metrics.js'
 import { PeerPresence } from './peer-presence.js'
 import { joinRing } from './ring-membership.js'
 import { VERSION } from './version.js'
-import { VolumeManager } from './volume-manager.js'
 import { blockStores, metadataStores } from './wiring.js'
 
 /** How often an etcd-backed daemon drops local blocks of volumes deleted elsewhere. */

@@ -1,7 +1,7 @@
 import type { BlockStore, MetadataStore } from '@torus/core'
 import type { NbdServer } from '@torus/nbd'
+import type { VolumeManager } from '@torus/volume'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
-import type { VolumeManager } from './volume-manager.js'
 
 export interface Metrics {
   registry: Registry

@@ -14,7 +14,7 @@ import { silentLogger } from '@torus/core'
 import { MemoryMetadataStore } from '@torus/metadata'
 import { NbdServer } from '@torus/nbd'
 import { freePort } from '@torus/testing'
-import { VolumeManager } from '../src/volume-manager.js'
+import { VolumeManager } from '@torus/volume'
 import { canRun, HAVE_PYTHON_LIBNBD } from './helpers/torusd.js'
 
 const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/multi-conn.py')

@@ -1,6 +1,7 @@
 import type { BlockStore, Logger, MetadataStore, VolumeInfo } from '@torus/core'
 import { TorusError } from '@torus/core'
-import { openVolume, type Volume } from '@torus/volume'
+import { openVolume } from './open-volume.js'
+import type { Volume } from './volume.js'
 
 interface Entry {
   name: string
@@ -118,8 +119,8 @@ export class VolumeManager {
         details: { volume: name, connections: entry.refs },
       })
     }
-    // Journal, then metadata, then blocks: if we die part-way, the next start finishes the
-    // delete (Daemon #finishPendingDeletes); the reverse order would leave a volume whose data
+    // Journal, then metadata, then blocks: if we die part-way, the journal's owner finishes the
+    // delete at its next start (torusd does); the reverse order would leave a volume whose data
     // had vanished.
     const known = await this.#opts.metadata.getVolume(name)
     if (known === undefined) throw new TorusError('TORUS_NOT_FOUND', `volume ${name} not found`)
