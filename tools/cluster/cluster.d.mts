@@ -15,9 +15,12 @@ export interface ClusterOptions {
   prefix?: string
   /** torusd --log-level (default 'info'; tests read `volume opened` and lock messages at info). */
   logLevel?: 'debug' | 'info' | 'warn' | 'error'
-  /** Run `torusctl init` (default true). */
+  /**
+   * Run `torusctl init --secret-file <dir>/cluster-secret` (default true). When false the tool
+   * writes that secret file itself (64 hex characters, 0600); torusd gets it either way.
+   */
   init?: boolean
-  /** Extra `torusctl init` arguments. */
+  /** Extra `torusctl init` arguments (the tool already passes --replication, --ring-type and --secret-file). */
   initArgs?: string[]
   /** Extra torusd arguments for every node, and per node index. */
   torusdArgs?: string[]
@@ -98,6 +101,11 @@ export interface ClusterNode extends ClusterProcess {
 export interface Cluster {
   readonly dir: string
   readonly prefix: string
+  /**
+   * `<dir>/cluster-secret` (0600): the cluster's transport secret. Every node runs with
+   * `--cluster-secret-file` this path; give it to any torusd you start by hand.
+   */
+  readonly secretFile: string
   readonly etcd: ClusterEtcd
   readonly nodes: ClusterNode[]
   /** Runs the built torusctl with `-C <etcd endpoint> --etcd-prefix <prefix>` before `args`. */

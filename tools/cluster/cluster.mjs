@@ -20,6 +20,7 @@ export const TORUSD_BIN = path.join(root, 'apps/torusd/bin/torusd.cjs')
 export const TORUSCTL_MAIN = path.join(root, 'apps/torusctl/dist/main.js')
 const TORUSD_MAIN = path.join(root, 'apps/torusd/dist/main.js')
 const STATE_FILE = 'cluster.json'
+const SECRET_FILE = 'cluster-secret'
 const STATE_KIND = 'torus-local-cluster'
 export const DEFAULT_DIR = path.join(os.tmpdir(), 'torus-cluster')
 
@@ -44,9 +45,11 @@ export class ClusterError extends Error {
 // Module API
 
 /**
- * Starts etcd, runs `torusctl init`, then starts `options.nodes` torusd processes, each ready
- * (it logged "torusd ready") before the promise resolves. On any failure everything already
- * started is torn down and the promise rejects with a ClusterError.
+ * Starts etcd, runs `torusctl init --secret-file DIR/cluster-secret`, then starts `options.nodes`
+ * torusd processes with `--cluster-secret-file DIR/cluster-secret`, each ready (it logged
+ * "torusd ready") before the promise resolves. With `init: false` the tool writes that secret
+ * file itself, so a later `torusctl init --secret-file <cluster.secretFile>` adopts it. On any
+ * failure everything already started is torn down and the promise rejects with a ClusterError.
  *
  * `detached: true` (the CLI's `up`) leaves the processes running after this process exits;
  * otherwise they are torn down by `cluster.stop()`, or killed if this process exits first.
@@ -80,6 +83,8 @@ class Cluster {
     this.removeDir = removeDir
     this.options = options
     this.prefix = options.prefix
+    /** The cluster's transport secret (0600); torusctl init writes it, every torusd reads it. */
+    this.secretFile = path.join(dir, SECRET_FILE)
     this.etcd = undefined
     this.nodes = []
     if (!options.detached) process.on('exit', this.#onExit)
@@ -100,9 +105,12 @@ class Cluster {
     await this.etcd.start()
     this.#save()
     if (o.init) {
-      const args = ['init', '--replication', String(o.replication), '--ring-type', o.ringType, ...(o.initArgs ?? [])]
+      const args = ['init', '--replication', String(o.replication), '--ring-type', o.ringType, '--secret-file', this.secretFile, ...(o.initArgs ?? [])]
       const r = await this.torusctl(...args)
       if (r.code !== 0) throw new ClusterError(`torusctl ${args.join(' ')} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`)
+    } else {
+      // As torusctl init would generate it: 32 random bytes, hex, readable by this user only.
+      fs.writeFileSync(this.secretFile, `${randomBytes(32).toString('hex')}\n`, { flag: 'wx', mode: 0o600 })
     }
     for (let i = 0; i < o.nodes; i++) {
       const node = new TorusNode({
@@ -112,6 +120,7 @@ class Cluster {
         ports: { nbd: await freePort(), http: await freePort(), peer: await freePort() },
         etcdEndpoint: this.etcd.endpoint,
         prefix: this.prefix,
+        secretFile: this.secretFile,
         size: o.size,
         leaseTtl: o.leaseTtl,
         logLevel: o.logLevel,
@@ -146,6 +155,7 @@ class Cluster {
       version: 1,
       dir: this.dir,
       prefix: this.prefix,
+      secretFile: this.secretFile,
       toolPid: o.detached ? undefined : process.pid,
       options: { nodes: o.nodes, size: o.size, replication: o.replication, ringType: o.ringType, leaseTtl: o.leaseTtl },
       etcd: this.etcd?.toJSON(),
@@ -400,6 +410,7 @@ class TorusNode extends Proc {
         TORUSD_BIN,
         '--etcd', o.etcdEndpoint,
         '--etcd-prefix', o.prefix,
+        '--cluster-secret-file', o.secretFile,
         '--auto-join',
         '--size', String(o.size),
         '--data-dir', this.dataDir,
@@ -633,7 +644,9 @@ Runs a local Torus cluster: a real etcd (data dir under /dev/shm) and N torusd p
 ports of 127.0.0.1 below 32768, each with its own data dir. Needs \`pnpm build\` and Debian's etcd.
 
 commands:
-  up        start etcd, run \`torusctl init\`, start the nodes, wait until each logs "torusd ready",
+  up        start etcd, run \`torusctl init\` (the cluster secret goes to DIR/cluster-secret, 0600,
+            and every torusd gets --cluster-secret-file DIR/cluster-secret), start the nodes,
+            wait until each logs "torusd ready",
             write DIR/cluster.json and print how to use the cluster; then exit, leaving the
             processes running (logs in DIR/*.log) unless --foreground is given
   status    show which recorded processes are alive and answering (exit 0 if all are, 3 if not)
@@ -649,7 +662,8 @@ options for up:
                      volume locks expire (default ${DEFAULTS.leaseTtl})
   --prefix P         etcd key prefix (--etcd-prefix) for torusd and torusctl (default ${DEFAULTS.prefix})
   --log-level L      torusd --log-level (default ${DEFAULTS.logLevel})
-  --no-init          skip \`torusctl init\` (the cluster stays unformatted)
+  --no-init          skip \`torusctl init\` (the cluster stays unformatted; the tool writes
+                     DIR/cluster-secret itself, for a later init --secret-file to adopt)
   --foreground       stay attached; Ctrl-C or SIGTERM tears everything down
 options for all commands:
   --dir DIR          where cluster.json, logs and node data dirs live (default ${DEFAULT_DIR});
@@ -705,6 +719,7 @@ function summary(cluster) {
     `Torus cluster up: etcd + ${o.nodes} torusd (${o.size} each, replication ${o.replication}, ring ${o.ringType}, lease TTL ${o.leaseTtl}s, prefix ${cluster.prefix})`,
     `  dir    ${cluster.dir}  (cluster.json, *.log, node data dirs)`,
     `  etcd   ${cluster.etcd.endpoint}  pid ${cluster.etcd.pid}  data ${cluster.etcd.dataDir}`,
+    `  secret ${cluster.secretFile}  (every torusd: --cluster-secret-file)`,
     ...cluster.nodes.map((n) => `  node${n.index}  pid ${n.pid}  nbd 127.0.0.1:${n.ports.nbd}  http ${n.httpUrl}  peer ${n.peerAddress}`),
     '',
     'Try:',

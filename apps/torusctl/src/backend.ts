@@ -6,6 +6,8 @@ export interface InitRequest {
   blockSizeBytes?: number
   replication?: number
   ringType?: RingType
+  /** Verifier of the cluster's transport secret (`makeSecretCheck`); etcd clusters only. */
+  secretCheck?: string
 }
 
 /**

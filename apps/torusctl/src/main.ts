@@ -7,8 +7,9 @@ import { listPeers, peerAdd, peerForget, peerRemove } from './commands/peer.js'
 import { ringGet, ringSetReplication, ringSetType } from './commands/ring.js'
 import { status } from './commands/status.js'
 import { volumeCreateBlock, volumeDelete, volumeList } from './commands/volume.js'
+import { resolveSecretFile, SECRET_FILE_ENV } from './cluster-secret.js'
 import { connect } from './connect.js'
-import { configPath, DEFAULT_ENDPOINT, DEFAULT_ETCD_PREFIX, resolveEndpoint, resolveEtcdPrefix, UsageError } from './endpoint.js'
+import { configPath, DEFAULT_ENDPOINT, DEFAULT_ETCD_PREFIX, resolveEndpoint, resolveEtcdPrefix, UsageError, type Endpoint } from './endpoint.js'
 import type { CommandContext, OutputFormat } from './output.js'
 import { VERSION } from './version.js'
 
@@ -19,8 +20,13 @@ interface Global {
   output: OutputFormat
 }
 
+/** Where a command acts, once resolved from flags, environment and config file. */
+interface Target {
+  endpoint: Endpoint
+  etcdPrefix: string
+}
 
-function run(action: (backend: ClusterBackend, ctx: CommandContext) => Promise<string>) {
+function run(action: (backend: ClusterBackend, ctx: CommandContext, target: Target) => Promise<string>) {
   return async (argv: object): Promise<void> => {
     const args = argv as Global
     const endpoint = resolveEndpoint(args.endpoint)
@@ -31,7 +37,7 @@ function run(action: (backend: ClusterBackend, ctx: CommandContext) => Promise<s
     const backend = await connect(endpoint, { etcdPrefix })
     let out: string
     try {
-      out = await action(backend, { output: args.output, now: Date.now })
+      out = await action(backend, { output: args.output, now: Date.now }, { endpoint, etcdPrefix })
     } finally {
       // A failure to close must not hide the command's own result or error.
       await backend.close().catch(() => {})
@@ -139,9 +145,21 @@ async function main(): Promise<void> {
           .option('block-size', { type: 'string', describe: 'block size, e.g. 512KiB (etcd default 512KiB; a torusd uses its --block-size)' })
           .option('replication', { type: 'string', describe: 'default replication for new volumes, 1-16 (etcd default 2)' })
           .option('ring-type', { choices: RING_TYPES, describe: 'ring type (etcd default ketama)' })
-          .example('$0 -C 127.0.0.1:2379 init', 'a cluster in etcd: 512KiB blocks, replication 2, ketama')
-          .example('$0 -C 127.0.0.1:2379 init --replication 3', 'three copies of each block'),
-      (a) => run((b, ctx) => init(b, { blockSize: a['block-size'], replication: a.replication, ringType: a['ring-type'] }, ctx))(a),
+          .option('secret-file', {
+            type: 'string',
+            describe: `etcd only: file with the cluster secret peers authenticate with; read if it exists, else a new one is written there (0600) [env ${SECRET_FILE_ENV}; default ~/.torus/<prefix, / as _>cluster-secret]`,
+          })
+          .example('$0 -C 127.0.0.1:2379 init', 'a cluster in etcd: 512KiB blocks, replication 2, ketama, secret in ~/.torus/torus_cluster-secret')
+          .example('$0 -C 127.0.0.1:2379 init --replication 3', 'three copies of each block')
+          .example('$0 -C 127.0.0.1:2379 init --secret-file /etc/torus/secret', 'keep the cluster secret there (give the same path to every torusd)'),
+      (a) =>
+        run((b, ctx, target) => {
+          if (target.endpoint.kind === 'torus' && a['secret-file'] !== undefined) {
+            throw new UsageError(`--secret-file applies to etcd endpoints only; ${target.endpoint.raw} is a single torusd, which has no peers and needs no secret`)
+          }
+          const secretFile = target.endpoint.kind === 'etcd' ? resolveSecretFile(a['secret-file'], target.etcdPrefix) : undefined
+          return init(b, { blockSize: a['block-size'], replication: a.replication, ringType: a['ring-type'], secretFile }, ctx)
+        })(a),
     )
     .command('volume', 'Create, list and delete volumes', volumeCommands)
     .command(

@@ -50,6 +50,7 @@ export class MetadataBackend implements ClusterBackend {
       replication: request.replication ?? CLUSTER_DEFAULTS.replication,
       ringType: request.ringType ?? CLUSTER_DEFAULTS.ringType,
       createdAt: new Date(this.#now()).toISOString(),
+      ...(request.secretCheck === undefined ? {} : { secretCheck: request.secretCheck }),
     }
     return this.#call(async () => {
       await this.#store.initCluster(config)

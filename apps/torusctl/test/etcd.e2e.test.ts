@@ -10,6 +10,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parseSize, type PeerInfo } from '@torus/core'
+import { verifySecretCheck } from '@torus/metadata'
 import { EtcdMetadataStore } from '@torus/metadata-etcd'
 import { freePort, hasCommand, run, type RunResult } from '@torus/testing'
 
@@ -59,8 +60,13 @@ describe.skipIf(hosts.length === 0)('torusctl against etcd (built CLI)', () => {
   function ctl(...args: string[]): Promise<RunResult> {
     return run(process.execPath, [MAIN, '-C', ETCD, '--etcd-prefix', prefix, ...args], {
       timeoutMs: 30_000,
-      env: { ...process.env, HOME: home, TORUS_ENDPOINT: '', TORUS_ETCD_PREFIX: '' },
+      env: { ...process.env, HOME: home, TORUS_ENDPOINT: '', TORUS_ETCD_PREFIX: '', TORUS_CLUSTER_SECRET_FILE: '' },
     })
+  }
+
+  /** Where init keeps the secret of the current prefix by default. */
+  function defaultSecretFile(): string {
+    return path.join(home, '.torus', `${prefix.replaceAll('/', '_')}cluster-secret`)
   }
 
   async function ok(...args: string[]): Promise<string> {
@@ -104,7 +110,11 @@ describe.skipIf(hosts.length === 0)('torusctl against etcd (built CLI)', () => {
 
   it('init writes the cluster once; a second init changes nothing and exits 1', async () => {
     newPrefix()
-    expect(await ok('init')).toBe('initialised cluster: block size 512.0 KiB, replication 2, ring ketama\n')
+    const secretFile = defaultSecretFile()
+    expect(await ok('init')).toBe(
+      'initialised cluster: block size 512.0 KiB, replication 2, ring ketama\n' +
+        `cluster secret: ${secretFile} (give it to every torusd: --cluster-secret-file ${secretFile}, or TORUS_CLUSTER_SECRET_FILE)\n`,
+    )
     const again = await ctl('init', '--replication', '3', '--ring-type', 'mod')
     expect(again.code).toBe(1)
     expect(again.stdout).toBe('')
@@ -112,7 +122,93 @@ describe.skipIf(hosts.length === 0)('torusctl against etcd (built CLI)', () => {
     expect(await json('status')).toMatchObject({ cluster: { blockSizeBytes: 512 * 1024, replication: 2, ringType: 'ketama' }, ring: { version: 0, members: 0 }, volumes: 0 })
 
     newPrefix()
-    expect(await json('init', '--block-size', '1MiB', '--replication', '3', '--ring-type', 'mod')).toMatchObject({ blockSizeBytes: 1024 * 1024, replication: 3, ringType: 'mod' })
+    expect(await json('init', '--block-size', '1MiB', '--replication', '3', '--ring-type', 'mod')).toMatchObject({
+      blockSizeBytes: 1024 * 1024,
+      replication: 3,
+      ringType: 'mod',
+      secretFile: defaultSecretFile(),
+    })
+  })
+
+  describe('cluster secret', () => {
+    let dir: string
+    beforeAll(() => {
+      dir = fs.mkdtempSync(path.join(home, 'secrets-'))
+    })
+
+    async function storedCheck(): Promise<string | undefined> {
+      return (await (await store()).getClusterConfig())?.secretCheck
+    }
+
+    it('init writes a new 0600 secret of 64 hex characters and stores a verifier of it, never the secret', async () => {
+      newPrefix()
+      const file = path.join(dir, 'new', 'cluster-secret')
+      const out = await ok('init', '--secret-file', file)
+      const secret = fs.readFileSync(file, 'utf8').trim()
+      expect(secret).toMatch(/^[0-9a-f]{64}$/)
+      expect(fs.statSync(file).mode & 0o777).toBe(0o600)
+      expect(fs.statSync(path.dirname(file)).mode & 0o777).toBe(0o700)
+      expect(out).toContain(`cluster secret: ${file} (`)
+      expect(out).not.toContain(secret)
+      const check = await storedCheck()
+      expect(verifySecretCheck(secret, check!)).toBe(true)
+      expect(verifySecretCheck('0'.repeat(64), check!)).toBe(false)
+      expect(await ok('-o', 'json', 'status')).not.toContain(secret)
+    })
+
+    it('init reuses an existing secret file, unchanged', async () => {
+      newPrefix()
+      const file = path.join(dir, 'existing')
+      const secret = 'an operator-chosen secret of more than 32 characters'
+      fs.writeFileSync(file, `${secret}\n`, { mode: 0o600 })
+      expect(await json('init', '--secret-file', file)).toMatchObject({ secretFile: file })
+      expect(fs.readFileSync(file, 'utf8')).toBe(`${secret}\n`)
+      expect(verifySecretCheck(secret, (await storedCheck())!)).toBe(true)
+    })
+
+    it('a second init leaves the secret file untouched and creates none', async () => {
+      newPrefix()
+      const file = path.join(dir, 'second')
+      await ok('init', '--secret-file', file)
+      const before = fs.readFileSync(file, 'utf8')
+      const { mtimeMs } = fs.statSync(file)
+      const check = await storedCheck()
+      for (const f of [file, path.join(dir, 'second-other')]) {
+        const again = await ctl('init', '--secret-file', f)
+        expect([again.code, again.stdout]).toEqual([1, ''])
+        expect(again.stderr).toMatch(/^torusctl: cluster already initialised .*; nothing changed\n$/)
+      }
+      expect(fs.readFileSync(file, 'utf8')).toBe(before)
+      expect(fs.statSync(file).mtimeMs).toBe(mtimeMs)
+      expect(fs.existsSync(path.join(dir, 'second-other'))).toBe(false)
+      expect(fs.readdirSync(dir).filter((f) => f.startsWith('.'))).toEqual([])
+      expect(await storedCheck()).toBe(check)
+    })
+
+    it('refuses a secret file shorter than 32 characters (exit 2, nothing written)', async () => {
+      newPrefix()
+      const file = path.join(dir, 'short')
+      fs.writeFileSync(file, 'too short\n', { mode: 0o600 })
+      const r = await ctl('init', '--secret-file', file)
+      expect([r.code, r.stdout, r.stderr]).toEqual([
+        2,
+        '',
+        `torusctl: --secret-file: ${file} holds 9 characters; a cluster secret needs at least 32 (remove the file to have init generate one)\n`,
+      ])
+      expect(await (await store()).getClusterConfig()).toBeUndefined()
+    })
+
+    it('takes TORUS_CLUSTER_SECRET_FILE when --secret-file is absent', async () => {
+      newPrefix()
+      const file = path.join(dir, 'from-env')
+      const r = await run(process.execPath, [MAIN, '-C', ETCD, '--etcd-prefix', prefix, '-o', 'json', 'init'], {
+        timeoutMs: 30_000,
+        env: { ...process.env, HOME: home, TORUS_ENDPOINT: '', TORUS_ETCD_PREFIX: '', TORUS_CLUSTER_SECRET_FILE: file },
+      })
+      expect(r.code, r.stderr).toBe(0)
+      expect(JSON.parse(r.stdout)).toMatchObject({ secretFile: file })
+      expect(verifySecretCheck(fs.readFileSync(file, 'utf8').trim(), (await storedCheck())!)).toBe(true)
+    })
   })
 
   it('creates, lists and deletes volumes, and refuses to delete a locked one', async () => {
@@ -233,5 +329,8 @@ describe.skipIf(hosts.length === 0)('torusctl against etcd (built CLI)', () => {
     }
     const r = await run(process.execPath, [MAIN, '-C', 'torus://127.0.0.1:1', '--etcd-prefix', 'x/', 'volume', 'list'], { env: { ...process.env, HOME: home }, timeoutMs: 30_000 })
     expect([r.code, r.stderr]).toEqual([2, 'torusctl: --etcd-prefix applies to etcd endpoints only; torus://127.0.0.1:1 is a torusd\n'])
+    const s = await run(process.execPath, [MAIN, '-C', 'torus://127.0.0.1:1', 'init', '--secret-file', path.join(home, 'x')], { env: { ...process.env, HOME: home }, timeoutMs: 30_000 })
+    expect([s.code, s.stderr]).toEqual([2, 'torusctl: --secret-file applies to etcd endpoints only; torus://127.0.0.1:1 is a single torusd, which has no peers and needs no secret\n'])
+    expect(fs.existsSync(path.join(home, 'x'))).toBe(false)
   })
 })

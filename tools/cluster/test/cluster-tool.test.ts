@@ -15,6 +15,7 @@ if (!haveEtcd && process.env.TORUS_REQUIRE_INTEROP === '1') throw new Error('TOR
 
 interface State {
   dir: string
+  secretFile: string
   etcd: { pid: number; dataDir: string; marker: string }
   nodes: Array<{ pid: number; dataDir: string; marker: string }>
 }
@@ -67,6 +68,12 @@ describe.skipIf(!haveEtcd)('tools/cluster CLI (needs etcd)', () => {
     expect(alive(state.etcd.pid, state.etcd.marker)).toBe(true)
     expect(alive(state.nodes[0]!.pid, state.nodes[0]!.marker)).toBe(true)
     expect(fs.readFileSync(path.join(dir, 'node0.log'), 'utf8')).toMatch(/"msg":"torusd ready"/)
+    // torusctl init wrote the cluster secret; the node runs with it.
+    expect(state.secretFile).toBe(path.join(dir, 'cluster-secret'))
+    expect(fs.readFileSync(state.secretFile, 'utf8').trim()).toMatch(/^[0-9a-f]{64}$/)
+    expect(fs.statSync(state.secretFile).mode & 0o777).toBe(0o600)
+    expect(up.stdout).toContain(`secret ${state.secretFile}`)
+    expect(fs.readFileSync(`/proc/${state.nodes[0]!.pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['--cluster-secret-file', state.secretFile]))
 
     const status = await cli('status', '--dir', dir, '--json')
     expect(status.code, status.stdout + status.stderr).toBe(0)
@@ -82,10 +89,12 @@ describe.skipIf(!haveEtcd)('tools/cluster CLI (needs etcd)', () => {
     expect(after.stderr).toMatch(/no cluster recorded/)
   })
 
-  it('status exits 3 when a recorded process died', async () => {
+  it('status exits 3 when a recorded process died (after up --no-init, which writes the secret file itself)', async () => {
     const dir = newDir()
     expect((await cli('up', '--nodes', '0', '--no-init', '--dir', dir)).code).toBe(0)
     const state = JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as State
+    // Without init the tool writes the secret itself, for a later init --secret-file to adopt.
+    expect(fs.readFileSync(state.secretFile, 'utf8').trim()).toMatch(/^[0-9a-f]{64}$/)
     process.kill(state.etcd.pid, 'SIGKILL')
     for (let i = 0; i < 50 && alive(state.etcd.pid, state.etcd.marker); i++) await new Promise((r) => setTimeout(r, 100))
     const status = await cli('status', '--dir', dir)
