@@ -158,8 +158,9 @@ describe.skipIf(!haveFio)('a peer SIGKILLed during a long fio verify write throu
       '--do_verify=1',
       '--verify_fatal=1',
       '--fsync=64',
+      '--verify_state_save=0',
       '--output-format=terse',
-    ])
+    ], { cwd: tmpDir('torus-fio-') })
     // Let fio get going, then kill a peer in the middle of the write phase.
     await until('fio to write through the gateway', 30_000, async () => (storedBytes(victim) > 16 * 1024 * 1024 ? true : undefined), 100)
     expect(fio.running).toBe(true)
