@@ -359,6 +359,8 @@ export class Daemon {
       if (id >= nextId) continue
       await store.deleteVolume(id)
       await store.flush()
+      // The replica's checksums of that volume (Replica stateDir: <volume id>.crc) go with it.
+      await fs.rm(path.join(this.config.dataDir, 'replica', `${id}.crc`), { force: true })
       unknown.delete(id)
       this.#log.info('dropped blocks of a deleted volume', { id })
     }
