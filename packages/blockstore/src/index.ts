@@ -10,3 +10,5 @@ export { AbstractBlockStore, type AbstractBlockStoreOptions } from './abstract-b
 export { MemoryBlockStore, type MemoryBlockStoreOptions } from './memory-block-store.js'
 export { FileBlockStore, type FileBlockStoreOptions } from './file-block-store.js'
 export type { BlockStore, BlockStoreOptions, BlockStoreSupports, BlockStoreUsage } from '@torus/core'
+/** Positional file I/O with Torus error codes, shared with other stores that keep files (the distributor's replica checksums). */
+export * as fsIo from './fs-io.js'

@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import { unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlockRef, TorusError, type VolumeId } from '@torus/core'
+import { fsIo } from '@torus/blockstore'
 
 /**
  * Per-volume checksum files of a `Replica` with a `stateDir`: `<stateDir>/<volumeId>.crc`, sparse,
@@ -241,63 +242,6 @@ export class ChecksumFiles {
   }
 }
 
-/** Node's system errors as Torus codes, as the file block store maps them. */
-export function fsError(err: NodeJS.ErrnoException): Error {
-  if (err instanceof TorusError) return err
-  switch (err.code) {
-    case 'ENOSPC':
-    case 'EDQUOT':
-    case 'EFBIG':
-      return new TorusError('TORUS_OUT_OF_SPACE', `no room for checksums: ${err.message}`, { cause: err })
-    case 'EIO':
-      return new TorusError('TORUS_CORRUPT', `i/o error: ${err.message}`, { cause: err })
-    default:
-      return err
-  }
-}
-
-function openFd(path: string, flags: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.open(path, flags, 0o644, (err, fd) => (err === null ? resolve(fd) : reject(err))))
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fd = await openFd(dir, fs.constants.O_RDONLY).catch((err: NodeJS.ErrnoException) => {
-    throw fsError(err)
-  })
-  try {
-    await new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err === null ? resolve() : reject(fsError(err)))))
-  } finally {
-    fs.close(fd, () => {})
-  }
-}
-
-function pwriteAll(fd: number, bytes: Uint8Array, position: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let done = 0
-    const step = (err: NodeJS.ErrnoException | null, written: number): void => {
-      if (err !== null) return reject(fsError(err))
-      done += written
-      if (done === bytes.byteLength) return resolve()
-      fs.write(fd, bytes, done, bytes.byteLength - done, position + done, step)
-    }
-    fs.write(fd, bytes, 0, bytes.byteLength, position, step)
-  })
-}
-
-/** Fills `target` from `position`; bytes past the end of the file (or in a hole) read as zeros. */
-function preadFull(fd: number, target: Uint8Array, position: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let done = 0
-    const step = (err: NodeJS.ErrnoException | null, read: number): void => {
-      if (err !== null) return reject(fsError(err))
-      done += read
-      if (done === target.byteLength) return resolve()
-      if (read === 0) {
-        target.fill(0, done)
-        return resolve()
-      }
-      fs.read(fd, target, done, target.byteLength - done, position + done, step)
-    }
-    fs.read(fd, target, 0, target.byteLength, position, step)
-  })
-}
+/** Node's system errors as Torus codes (the file block store's mapping). */
+export const fsError = fsIo.mapFsError
+const { openFd, fsyncDir, pwriteAll, preadFull } = fsIo
