@@ -56,6 +56,9 @@ export interface DistributedBlockStoreOptions {
   logger?: Logger
 }
 
+/** How long a peer whose read failed for want of an answer is tried last. */
+const SUSPECT_MS = 10_000
+
 type Outcome = { peer: PeerId; ok: true } | { peer: PeerId; ok: false; error: unknown }
 
 /**
@@ -99,6 +102,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
   /** Per peer (this one included), the volumes it acked writes for since the last flush. */
   readonly #dirty = new Map<PeerId, Set<VolumeId>>()
   readonly #allocated = new Set<string>()
+  /** Peers whose last read request failed (timeout, unreachable), until when: reads try them last. */
+  readonly #suspect = new Map<PeerId, number>()
   readonly #blockLocks = new Map<string, Promise<void>>()
   #seq = 0
 
@@ -291,10 +296,12 @@ export class DistributedBlockStore extends AbstractBlockStore {
           allocated = parseRead(reply, target)
         }
         this.#noteAllocated(ref, allocated)
+        this.#suspect.delete(peer)
         return allocated
       } catch (err) {
         if (isTorusError(err, 'TORUS_ABORTED') || !isTorusError(err)) throw err
         this.#log.warn('replica read failed', { volume: ref.volumeId, index: ref.index, replica: peer, code: err.code })
+        this.#noteSuspect(peer, err)
         errors.push(err)
       }
     }
@@ -309,9 +316,11 @@ export class DistributedBlockStore extends AbstractBlockStore {
           ? await this.#replica.has(ref)
           : (await this.#request(peer, REPLICA_METHODS.has, { volumeId: ref.volumeId, index: ref.index }, options)) === true
         this.#noteAllocated(ref, present)
+        this.#suspect.delete(peer)
         return present
       } catch (err) {
         if (isTorusError(err, 'TORUS_ABORTED') || !isTorusError(err)) throw err
+        this.#noteSuspect(peer, err)
         errors.push(err)
       }
     }
@@ -428,7 +437,17 @@ export class DistributedBlockStore extends AbstractBlockStore {
     const usable = replicas.filter((p) => stale?.has(p) !== true)
     const local = usable.indexOf(this.peerId)
     if (local > 0) usable.unshift(...usable.splice(local, 1))
-    return usable
+    if (this.#suspect.size === 0) return usable
+    // A peer that just timed out or was unreachable goes last for a while, so a hung peer costs
+    // one timeout rather than one per block; it is still tried when nothing else answers.
+    const now = Date.now()
+    const suspect = (p: PeerId): boolean => (this.#suspect.get(p) ?? 0) > now
+    return [...usable.filter((p) => !suspect(p)), ...usable.filter(suspect)]
+  }
+
+  #noteSuspect(peer: PeerId, err: TorusError): void {
+    if (peer === this.peerId) return
+    if (err.code === 'TORUS_TIMEOUT' || err.code === 'TORUS_UNAVAILABLE') this.#suspect.set(peer, Date.now() + SUSPECT_MS)
   }
 
   #noteAllocated(ref: BlockRef, allocated: boolean): void {

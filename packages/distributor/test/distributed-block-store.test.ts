@@ -173,6 +173,30 @@ describe('DistributedBlockStore reads', () => {
     expect(await c.nodes[0]!.store.get(ref)).toEqual(bytes(B, 12))
   })
 
+  it('tries a peer whose read just failed last for other blocks, and first again once it answers', async () => {
+    const c = await start()
+    const first = remoteOnly(c)
+    const down = first.replicas[0]!
+    // Another block, away from the gateway, whose first replica is the same peer.
+    const other = findRef(c, (r) => r[0] === down.peer && !r.includes(c.nodes[0]!.peer), 2)
+    const gateway = c.nodes[0]!.store
+    await gateway.put(first.ref, bytes(B, 14))
+    await gateway.put(other.ref, bytes(B, 15))
+    c.isolate(down)
+    expect(await gateway.get(first.ref)).toEqual(bytes(B, 14))
+    await restoreAndReconnect(c, down)
+    const reads = vi.spyOn(down.store.replica, 'read')
+    expect(await gateway.get(other.ref)).toEqual(bytes(B, 15))
+    expect(reads).not.toHaveBeenCalled()
+    // It still answers when it is the only one left, and then it is trusted again.
+    c.isolate(other.replicas[1]!)
+    await vi.waitFor(async () => expect(await gateway.get(other.ref)).toEqual(bytes(B, 15)), { timeout: 2_000, interval: 20 })
+    c.restore(other.replicas[1]!)
+    reads.mockClear()
+    expect(await gateway.get(other.ref)).toEqual(bytes(B, 15))
+    expect(reads).toHaveBeenCalledTimes(1)
+  })
+
   it('fails a read with TORUS_UNAVAILABLE, never zeros, when no replica is reachable', async () => {
     const c = await start()
     const { ref, replicas } = remoteOnly(c)
