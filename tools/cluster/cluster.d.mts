@@ -25,6 +25,8 @@ export interface ClusterOptions {
   /** Extra torusd arguments for every node, and per node index. */
   torusdArgs?: string[]
   nodeArgs?: Record<number, string[]>
+  /** Node.js flags for every torusd, before its script (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+  execArgv?: string[]
   /** Extra environment for torusd and torusctl. */
   env?: Record<string, string>
   /** Where cluster.json, logs and node data dirs go. Default: a new temp dir, removed by stop(). Must be new or empty. */

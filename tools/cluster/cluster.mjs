@@ -125,6 +125,7 @@ class Cluster {
         leaseTtl: o.leaseTtl,
         logLevel: o.logLevel,
         extraArgs: [...(o.torusdArgs ?? []), ...(o.nodeArgs?.[i] ?? [])],
+        execArgv: o.execArgv ?? [],
         detached: o.detached,
         readyTimeoutMs: o.readyTimeoutMs,
         env: o.env,
@@ -407,6 +408,7 @@ class TorusNode extends Proc {
     return [
       process.execPath,
       [
+        ...(o.execArgv ?? []),
         TORUSD_BIN,
         '--etcd', o.etcdEndpoint,
         '--etcd-prefix', o.prefix,
