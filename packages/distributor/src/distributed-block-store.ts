@@ -56,8 +56,18 @@ export interface DistributedBlockStoreOptions {
   logger?: Logger
 }
 
+/** Marks a dirty block whose loss on a restarted replica is still to be recorded. */
+const LOST_INCARNATION = 'lost'
+
 /** How long a peer whose read failed for want of an answer is tried last. */
 const SUSPECT_MS = 10_000
+
+/** A replica's acknowledgements since the last flush, and which run of it gave them. */
+interface DirtyPeer {
+  volumes: Set<VolumeId>
+  /** Per block: the replica incarnation of its first acknowledgement; `mixed` if a later one differed. */
+  blocks: Map<string, { ref: BlockRef; incarnation: string; mixed: boolean }>
+}
 
 type Outcome = { peer: PeerId; ok: true } | { peer: PeerId; ok: false; error: unknown }
 
@@ -99,8 +109,20 @@ export class DistributedBlockStore extends AbstractBlockStore {
   /** Peers that missed a takeover of the volume: they serve and get nothing of it until repaired. */
   readonly #volumeStale = new Map<VolumeId, Set<PeerId>>()
   readonly #connections = new Map<PeerId, Promise<PeerConnection>>()
-  /** Per peer (this one included), the volumes it acked writes for since the last flush. */
-  readonly #dirty = new Map<PeerId, Set<VolumeId>>()
+  /** Per peer (this one included), what it acknowledged since the last flush. */
+  readonly #dirty = new Map<PeerId, DirtyPeer>()
+  /**
+   * Stale marks not (yet) durable in metadata: a degraded write whose hook failed. The next
+   * mutation of the block must record them before it may be acknowledged, or a later holder,
+   * which knows only the metadata, would read that replica.
+   */
+  readonly #unrecorded = new Map<string, Set<PeerId>>()
+  /**
+   * Stale replicas that acknowledged a whole-block put or delete, with the incarnation that did:
+   * they become current once a flush shows that incarnation made it durable. Until then a
+   * restart could bring back their old, stale copy.
+   */
+  readonly #pendingCurrent = new Map<string, Map<PeerId, string>>()
   readonly #allocated = new Set<string>()
   /** Peers whose last read request failed (timeout, unreachable), until when: reads try them last. */
   readonly #suspect = new Map<PeerId, number>()
@@ -215,6 +237,14 @@ export class DistributedBlockStore extends AbstractBlockStore {
     this.#volumeStale.delete(volumeId)
     const prefix = `${volumeId}:`
     for (const key of [...this.#stale.keys()]) if (key.startsWith(prefix)) this.#stale.delete(key)
+    for (const key of [...this.#unrecorded.keys()]) if (key.startsWith(prefix)) this.#unrecorded.delete(key)
+    for (const key of [...this.#pendingCurrent.keys()]) if (key.startsWith(prefix)) this.#pendingCurrent.delete(key)
+    // Writes from an earlier tenure that were never flushed are not this tenure's to vouch for:
+    // whoever held the volume in between wrote over them and flushed what it acknowledged.
+    for (const d of this.#dirty.values()) {
+      d.volumes.delete(volumeId)
+      for (const key of [...d.blocks.keys()]) if (key.startsWith(prefix)) d.blocks.delete(key)
+    }
   }
 
   /** The peers recorded stale for `ref` (they must not serve it until repaired). */
@@ -232,6 +262,9 @@ export class DistributedBlockStore extends AbstractBlockStore {
 
   /** Forgets that `peer` is stale for `ref` (after a repair). */
   clearStale(ref: BlockRef, peer: PeerId): void {
+    const owed = this.#unrecorded.get(ref.toString())
+    owed?.delete(peer)
+    if (owed?.size === 0) this.#unrecorded.delete(ref.toString())
     const set = this.#stale.get(ref.toString())
     set?.delete(peer)
     if (set?.size === 0) this.#stale.delete(ref.toString())
@@ -262,24 +295,24 @@ export class DistributedBlockStore extends AbstractBlockStore {
   protected async _put(ref: BlockRef, block: Uint8Array): Promise<void> {
     await this.#mutate(ref, 'put', (peer, generation, seq) =>
       peer === this.peerId && this.#replica !== undefined
-        ? this.#replica.put(ref, block, generation)
-        : this.#request(peer, REPLICA_METHODS.put, { volumeId: ref.volumeId, index: ref.index, bytes: block, generation, seq }),
+        ? this.#local((r) => r.put(ref, block, generation))
+        : this.#remote(peer, REPLICA_METHODS.put, { volumeId: ref.volumeId, index: ref.index, bytes: block, generation, seq }),
     )
   }
 
   protected async _write(ref: BlockRef, offsetBytes: number, data: Uint8Array): Promise<void> {
     await this.#mutate(ref, 'write', (peer, generation, seq) =>
       peer === this.peerId && this.#replica !== undefined
-        ? this.#replica.write(ref, offsetBytes, data, generation)
-        : this.#request(peer, REPLICA_METHODS.write, { volumeId: ref.volumeId, index: ref.index, offset: offsetBytes, bytes: data, generation, seq }),
+        ? this.#local((r) => r.write(ref, offsetBytes, data, generation))
+        : this.#remote(peer, REPLICA_METHODS.write, { volumeId: ref.volumeId, index: ref.index, offset: offsetBytes, bytes: data, generation, seq }),
     )
   }
 
   protected async _delete(ref: BlockRef): Promise<void> {
     await this.#mutate(ref, 'delete', (peer, generation) =>
       peer === this.peerId && this.#replica !== undefined
-        ? this.#replica.delete(ref, generation)
-        : this.#request(peer, REPLICA_METHODS.delete, { volumeId: ref.volumeId, index: ref.index, generation }),
+        ? this.#local((r) => r.delete(ref, generation))
+        : this.#remote(peer, REPLICA_METHODS.delete, { volumeId: ref.volumeId, index: ref.index, generation }),
     )
     this.#allocated.delete(ref.toString())
   }
@@ -340,6 +373,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     const prefix = `${volumeId}:`
     for (const key of [...this.#allocated]) if (key.startsWith(prefix)) this.#allocated.delete(key)
     for (const key of [...this.#stale.keys()]) if (key.startsWith(prefix)) this.#stale.delete(key)
+    for (const key of [...this.#pendingCurrent.keys()]) if (key.startsWith(prefix)) this.#pendingCurrent.delete(key)
     this.#volumeStale.delete(volumeId)
   }
 
@@ -348,25 +382,151 @@ export class DistributedBlockStore extends AbstractBlockStore {
     this.#dirty.clear()
     // Each peer checks the generations of the volumes it holds unflushed writes for, so losing
     // one volume's lock does not fail the flushes of the others.
-    const generationsFor = (peer: PeerId): [VolumeId, number][] => [...(dirty.get(peer) ?? [])].map((v) => [v, this.generation(v)])
+    const generationsFor = (peer: PeerId): [VolumeId, number][] => [...(dirty.get(peer)?.volumes ?? [])].map((v) => [v, this.generation(v)])
     const remote = [...dirty.keys()].filter((p) => p !== this.peerId)
     const peers = this.#replica === undefined ? remote : [this.peerId, ...remote]
-    const outcomes = await this.#fanOut(peers, (peer) =>
-      peer === this.peerId && this.#replica !== undefined
-        ? this.#replica.flush(generationsFor(peer))
-        : this.#request(peer, REPLICA_METHODS.flush, { generations: generationsFor(peer) }, options),
-    )
+    const incarnations = new Map<PeerId, string>()
+    const outcomes = await this.#fanOut(peers, async (peer) => {
+      if (peer === this.peerId && this.#replica !== undefined) {
+        await this.#replica.flush(generationsFor(peer))
+        incarnations.set(peer, this.#replica.incarnation)
+      } else {
+        incarnations.set(peer, incarnationOf(await this.#request(peer, REPLICA_METHODS.flush, { generations: generationsFor(peer) }, options)))
+      }
+    })
     // Failed peers still owe durability for those writes: the next flush asks them again.
-    for (const o of outcomes) if (!o.ok) for (const v of dirty.get(o.peer) ?? []) this.#markDirty(o.peer, v)
+    for (const o of outcomes) if (!o.ok) this.#restoreDirty(o.peer, dirty.get(o.peer)!)
+    await this.#settleRestartedReplicas(dirty, incarnations)
     this.#throwUnlessAll(outcomes, 'flush')
   }
 
-  #markDirty(peer: PeerId, volumeId: VolumeId): void {
-    const set = this.#dirty.get(peer)
-    if (set === undefined) this.#dirty.set(peer, new Set([volumeId]))
-    else set.add(volumeId)
+  /**
+   * A replica that answers the flush as another incarnation than the one that acknowledged a
+   * write restarted in between, and may have lost that write (it was not durable yet). Each such
+   * block is recorded stale on it — durably, before the flush is acknowledged — as long as some
+   * other replica made the block durable; if none did, the write is lost and the flush fails.
+   */
+  async #settleRestartedReplicas(dirty: Map<PeerId, DirtyPeer>, incarnations: Map<PeerId, string>): Promise<void> {
+    const lost = new Map<string, { ref: BlockRef; peers: PeerId[] }>()
+    for (const [peer, d] of dirty) {
+      const now = incarnations.get(peer)
+      if (now === undefined) continue
+      for (const [key, b] of d.blocks) {
+        if (!b.mixed && b.incarnation === now) continue
+        const entry = lost.get(key) ?? { ref: b.ref, peers: [] }
+        entry.peers.push(peer)
+        lost.set(key, entry)
+      }
+    }
+    this.#confirmCurrent(incarnations, lost)
+    const gone: BlockRef[] = []
+    let recordError: unknown
+    for (const { ref, peers } of lost.values()) {
+      const durable = this.#durableElsewhere(ref, peers, dirty, incarnations)
+      this.#log.warn('replica restarted before writes were durable', { volume: ref.volumeId, index: ref.index, replicas: peers, durableElsewhere: durable })
+      if (!durable) {
+        gone.push(ref)
+        continue
+      }
+      this.#markStaleUnrecorded(ref, peers)
+      try {
+        await this.#record(ref, peers, 'flush')
+      } catch (err) {
+        recordError ??= err
+        // Until the record is durable no flush may succeed: a later holder, which knows only the
+        // metadata, would read the block from these replicas. Ask again at the next flush.
+        for (const p of peers) {
+          this.#markDirty(p, ref, LOST_INCARNATION, true)
+          this.#dirty.get(p)!.blocks.get(ref.toString())!.mixed = true
+        }
+      }
+    }
+    if (gone.length > 0) {
+      throw new TorusError('TORUS_UNAVAILABLE', `writes were lost: every replica that acknowledged them restarted before making them durable (${gone.length} block(s))`, {
+        details: { volumeId: gone[0]!.volumeId, index: gone[0]!.index, blocks: gone.map((r) => [r.volumeId, r.index]) },
+      })
+    }
+    if (recordError !== undefined) throw recordError
   }
 
+  /** Stale replicas whose put or delete this flush made durable (same incarnation) are current again. */
+  #confirmCurrent(incarnations: Map<PeerId, string>, lost: Map<string, { peers: PeerId[] }>): void {
+    for (const [key, pending] of [...this.#pendingCurrent]) {
+      for (const [peer, incarnation] of [...pending]) {
+        const now = incarnations.get(peer)
+        if (now === undefined) continue
+        pending.delete(peer)
+        if (now !== incarnation || lost.get(key)?.peers.includes(peer) === true) continue
+        const set = this.#stale.get(key)
+        set?.delete(peer)
+        if (set?.size === 0) this.#stale.delete(key)
+        const owed = this.#unrecorded.get(key)
+        owed?.delete(peer)
+        if (owed?.size === 0) this.#unrecorded.delete(key)
+      }
+      if (pending.size === 0) this.#pendingCurrent.delete(key)
+    }
+  }
+
+  /**
+   * Whether a current replica of `ref` other than `lost` holds its acknowledged writes durably:
+   * it flushed them in this round as the incarnation that acknowledged them, or it owes no flush
+   * for the block at all (a current replica got every write, and its dirty entries go only
+   * when a flush succeeded).
+   */
+  #durableElsewhere(ref: BlockRef, lost: readonly PeerId[], dirty: Map<PeerId, DirtyPeer>, incarnations: Map<PeerId, string>): boolean {
+    const key = ref.toString()
+    const stale = this.#stale.get(key)
+    return this.#replicasFor(ref).some((q) => {
+      if (lost.includes(q) || stale?.has(q) === true) return false
+      const round = dirty.get(q)?.blocks.get(key)
+      if (round !== undefined) return incarnations.get(q) === round.incarnation && !round.mixed
+      return this.#dirty.get(q)?.blocks.has(key) !== true
+    })
+  }
+
+  /** `whole`: a put or delete, which replaces whatever earlier acknowledgements of the block held. */
+  #markDirty(peer: PeerId, ref: BlockRef, incarnation: string, whole = false): void {
+    let d = this.#dirty.get(peer)
+    if (d === undefined) this.#dirty.set(peer, (d = { volumes: new Set(), blocks: new Map() }))
+    d.volumes.add(ref.volumeId)
+    const key = ref.toString()
+    const b = d.blocks.get(key)
+    if (b === undefined || whole) d.blocks.set(key, { ref, incarnation, mixed: false })
+    else if (b.incarnation !== incarnation) b.mixed = true
+  }
+
+  #restoreDirty(peer: PeerId, from: DirtyPeer): void {
+    for (const b of from.blocks.values()) {
+      this.#markDirty(peer, b.ref, b.incarnation)
+      if (b.mixed) this.#dirty.get(peer)!.blocks.get(b.ref.toString())!.mixed = true
+    }
+    for (const v of from.volumes) this.#dirty.get(peer)?.volumes.add(v)
+  }
+
+  #markStaleUnrecorded(ref: BlockRef, peers: readonly PeerId[]): void {
+    this.markStale(ref, peers)
+    const key = ref.toString()
+    const owed = this.#unrecorded.get(key) ?? new Set<PeerId>()
+    for (const p of peers) owed.add(p)
+    this.#unrecorded.set(key, owed)
+  }
+
+  /** Makes `peers`' stale marks for `ref` durable through `onDegraded`; TORUS_UNAVAILABLE if it cannot. */
+  async #record(ref: BlockRef, peers: readonly PeerId[], what: string): Promise<void> {
+    if (this.#onDegraded === undefined) throw unavailable(`the ${what} reached only some replicas`, ref, [])
+    try {
+      await this.#onDegraded(ref, peers, { generation: this.generation(ref.volumeId) })
+    } catch (err) {
+      throw new TorusError('TORUS_UNAVAILABLE', `the ${what} reached only some replicas and the stale ones could not be recorded`, {
+        cause: err,
+        details: { volumeId: ref.volumeId, index: ref.index, stale: [...peers] },
+      })
+    }
+    const owed = this.#unrecorded.get(ref.toString())
+    for (const p of peers) owed?.delete(p)
+    if (owed?.size === 0) this.#unrecorded.delete(ref.toString())
+  }
 
   protected _usage(): BlockStoreUsage {
     const blocks = this.#allocated.size
@@ -381,7 +541,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
   async #mutate(
     ref: BlockRef,
     kind: 'write' | 'put' | 'delete',
-    send: (peer: PeerId, generation: number, seq: number) => Promise<unknown>,
+    send: (peer: PeerId, generation: number, seq: number) => Promise<string>,
   ): Promise<void> {
     await this.#lockBlock(ref, async () => {
       const replicas = this.#replicasFor(ref)
@@ -389,12 +549,23 @@ export class DistributedBlockStore extends AbstractBlockStore {
       // A stale replica lacks earlier bytes: a partial write cannot fix it, a whole put or delete can.
       const targets = kind === 'write' ? replicas.filter((p) => stale?.has(p) !== true) : replicas
       if (targets.length === 0) throw unavailable('no current replica of the block', ref, [])
+      // Replicas skipped as stale whose marks are not durable yet must be recorded by this write.
+      const owed = this.#unrecorded.get(ref.toString())
+      const unrecorded = replicas.filter((p) => !targets.includes(p) && owed?.has(p) === true)
       const generation = this.generation(ref.volumeId)
       const seq = ++this.#seq
-      const outcomes = await this.#fanOut(targets, (peer) => send(peer, generation, seq))
+      const incarnations = new Map<PeerId, string>()
+      const outcomes = await this.#fanOut(targets, async (peer) => {
+        incarnations.set(peer, await send(peer, generation, seq))
+      })
       const acked = outcomes.filter((o) => o.ok).map((o) => o.peer)
       const failed = outcomes.filter((o): o is Extract<Outcome, { ok: false }> => !o.ok)
-      for (const p of acked) this.#markDirty(p, ref.volumeId)
+      for (const p of acked) this.#markDirty(p, ref, incarnations.get(p)!, kind !== 'write')
+      const key = ref.toString()
+      // A pending replica that missed this mutation (skipped, or failed) lacks it again.
+      const pending = this.#pendingCurrent.get(key)
+      for (const p of replicas) if (!acked.includes(p)) pending?.delete(p)
+      if (pending?.size === 0) this.#pendingCurrent.delete(key)
       const fenced = failed.find((o) => isTorusError(o.error, 'TORUS_LEASE_EXPIRED'))
       if (fenced !== undefined) throw fenced.error
       if (acked.length === 0) {
@@ -404,22 +575,22 @@ export class DistributedBlockStore extends AbstractBlockStore {
         if (failed.every((o) => isTorusError(o.error, 'TORUS_OUT_OF_SPACE'))) throw failed[0]!.error
         throw unavailable(`no replica acknowledged the ${kind}`, ref, failed.map((o) => o.error))
       }
-      if (kind !== 'write') for (const p of acked) this.clearStale(ref, p)
-      if (failed.length > 0) {
-        const missed = failed.map((o) => o.peer)
-        // Whatever happens next, these replicas may lack this mutation: never read the block from them.
-        this.markStale(ref, missed)
-        this.#log.warn('replica write failed', { volume: ref.volumeId, index: ref.index, replicas: missed })
-        if (this.#onDegraded === undefined) throw unavailable(`the ${kind} reached only some replicas`, ref, failed.map((o) => o.error))
-        try {
-          await this.#onDegraded(ref, missed, { generation })
-        } catch (err) {
-          throw new TorusError('TORUS_UNAVAILABLE', `the ${kind} reached only some replicas and the stale ones could not be recorded`, {
-            cause: err,
-            details: { volumeId: ref.volumeId, index: ref.index, stale: missed },
-          })
+      if (kind !== 'write') {
+        for (const p of acked) {
+          if (this.#stale.get(key)?.has(p) !== true) continue
+          const pending = this.#pendingCurrent.get(key) ?? new Map<PeerId, string>()
+          pending.set(p, incarnations.get(p)!)
+          this.#pendingCurrent.set(key, pending)
         }
       }
+      if (failed.length > 0) {
+        // Whatever happens next, these replicas may lack this mutation: never read the block from them.
+        this.#markStaleUnrecorded(ref, failed.map((o) => o.peer))
+        this.#log.warn('replica write failed', { volume: ref.volumeId, index: ref.index, replicas: failed.map((o) => o.peer) })
+        if (this.#onDegraded === undefined) throw unavailable(`the ${kind} reached only some replicas`, ref, failed.map((o) => o.error))
+      }
+      const missed = [...failed.map((o) => o.peer), ...unrecorded.filter((p) => owed?.has(p) === true)]
+      if (missed.length > 0) await this.#record(ref, missed, kind)
       this.#noteAllocated(ref, kind !== 'delete')
     })
   }
@@ -480,6 +651,17 @@ export class DistributedBlockStore extends AbstractBlockStore {
     })
   }
 
+  /** Runs a mutation on this peer's replica; resolves with its incarnation. */
+  async #local(op: (replica: Replica) => Promise<void>): Promise<string> {
+    await op(this.#replica!)
+    return this.#replica!.incarnation
+  }
+
+  /** Sends a mutation to `peer`'s replica; resolves with the incarnation that applied it. */
+  async #remote(peer: PeerId, method: string, body: TransportValue): Promise<string> {
+    return incarnationOf(await this.#request(peer, method, body))
+  }
+
   async #request(peer: PeerId, method: string, body: TransportValue, options?: AbortOptions): Promise<TransportValue> {
     const connection = await this.#connect(peer, options)
     const requestOptions: { signal?: AbortSignal; timeoutMs?: number } = {}
@@ -525,6 +707,14 @@ export class DistributedBlockStore extends AbstractBlockStore {
       if (this.#blockLocks.get(key) === tail) this.#blockLocks.delete(key)
     }
   }
+}
+
+function incarnationOf(reply: TransportValue): string {
+  const r = reply as { incarnation?: unknown } | null
+  if (typeof r !== 'object' || r === null || typeof r.incarnation !== 'string' || r.incarnation === '') {
+    throw new TorusError('TORUS_PROTOCOL', 'replica reply carries no incarnation')
+  }
+  return r.incarnation
 }
 
 function parseRead(reply: TransportValue, target: Uint8Array): boolean {

@@ -4,6 +4,7 @@
  * per-sector CRC-32C checksums; {@link serveReplica} exposes it to other peers' gateways as the
  * `replica.*` transport methods. The gateway on the same peer calls the `Replica` directly.
  */
+import { randomUUID } from 'node:crypto'
 import {
   BlockRef,
   TorusError,
@@ -61,6 +62,12 @@ export interface ReplicaOptions {
 export class Replica {
   readonly store: BlockStore
   readonly sectorBytes: number
+  /**
+   * Names this run of the replica; a restart gets a new one. Every mutation and flush reply
+   * carries it, so a gateway sees when writes it had acknowledged went to a run that died before
+   * making them durable (they may be lost there).
+   */
+  readonly incarnation: string = randomUUID()
   readonly #stateDir: string | undefined
   readonly #fdatasync: ((fd: number) => Promise<void>) | undefined
   readonly #cacheBlocks: number
@@ -380,11 +387,11 @@ export function serveReplica(transport: Transport, replica: Replica): void {
   }
   on(REPLICA_METHODS.write, async (b) => {
     await replica.write(b.ref(), b.int('offset'), b.bytes('bytes'), b.int('generation'))
-    return null
+    return { incarnation: replica.incarnation }
   })
   on(REPLICA_METHODS.put, async (b) => {
     await replica.put(b.ref(), b.bytes('bytes'), b.int('generation'))
-    return null
+    return { incarnation: replica.incarnation }
   })
   on(REPLICA_METHODS.read, async (b) => {
     const length = b.int('length')
@@ -396,7 +403,7 @@ export function serveReplica(transport: Transport, replica: Replica): void {
   on(REPLICA_METHODS.has, (b) => replica.has(b.ref()))
   on(REPLICA_METHODS.delete, async (b) => {
     await replica.delete(b.ref(), b.int('generation'))
-    return null
+    return { incarnation: replica.incarnation }
   })
   on(REPLICA_METHODS.deleteVolume, async (b) => {
     await replica.deleteVolume(b.ref(0).volumeId, b.int('generation'))
@@ -410,7 +417,7 @@ export function serveReplica(transport: Transport, replica: Replica): void {
       return [new BlockRef(pair[0] as number, 0).volumeId, pair[1] as number]
     })
     await replica.flush(pairs)
-    return null
+    return { incarnation: replica.incarnation }
   })
   on(REPLICA_METHODS.announce, (b) => ({ generation: replica.announce(b.ref(0).volumeId, b.int('generation')) }))
 }

@@ -45,6 +45,7 @@ async function restoreAndReconnect(c: Cluster, node: ClusterNode): Promise<void>
   await vi.waitFor(
     async () => {
       await gateway.put(probe, new Uint8Array(B)).catch(() => {})
+      await gateway.flush().catch(() => {})
       expect(gateway.staleReplicas(probe)).toEqual([])
     },
     { timeout: 2_000, interval: 10 },
@@ -125,7 +126,7 @@ describe('DistributedBlockStore writes', () => {
     await expect(c.nodes[0]!.store.write(same, 0, bytes(8, 28))).rejects.toMatchObject({ code: 'TORUS_OUT_OF_SPACE' })
   })
 
-  it('makes a stale replica current again with a whole-block put', async () => {
+  it('makes a stale replica current again with a whole-block put, once a flush made it durable there', async () => {
     const rec = recorder()
     const c = await start({ onDegraded: rec.hook })
     const { ref, replicas } = remoteOnly(c)
@@ -133,8 +134,11 @@ describe('DistributedBlockStore writes', () => {
     await c.nodes[0]!.store.write(ref, 0, bytes(8, 7))
     await restoreAndReconnect(c, replicas[0]!)
     await c.nodes[0]!.store.put(ref, bytes(B, 8))
-    expect(c.nodes[0]!.store.staleReplicas(ref)).toEqual([])
     expect(await replicas[0]!.local.get(ref)).toEqual(bytes(B, 8))
+    // A restart before the flush could bring its stale copy back: still stale until then.
+    expect(c.nodes[0]!.store.staleReplicas(ref)).toEqual([replicas[0]!.peer])
+    await c.nodes[0]!.store.flush()
+    expect(c.nodes[0]!.store.staleReplicas(ref)).toEqual([])
   })
 })
 
