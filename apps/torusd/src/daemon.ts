@@ -16,7 +16,7 @@ import {
   type RingType,
   type VolumeId,
 } from '@torus/core'
-import { ClusterView, DistributedBlockStore, fenceVolume, recordStaleInMetadata } from '@torus/distributor'
+import { ClusterView, crc32cNative, DistributedBlockStore, fenceVolume, recordStaleInMetadata } from '@torus/distributor'
 import { verifySecretCheck } from '@torus/metadata'
 import { NbdServer } from '@torus/nbd'
 import { WsTransport } from '@torus/transport'
@@ -246,7 +246,13 @@ export class Daemon {
     // Handlers before listening: a peer that dials at once finds them.
     await distributor.open()
     const address = await transport.listen(this.#advertisedPeerAddress())
-    log.info('data path ready', { peerAddress: address, ringVersion: ring.descriptor.version, replication: ring.descriptor.replication, members: ring.descriptor.members.length })
+    log.info('data path ready', {
+      peerAddress: address,
+      ringVersion: ring.descriptor.version,
+      replication: ring.descriptor.replication,
+      members: ring.descriptor.members.length,
+      checksums: crc32cNative ? 'crc32c (native)' : 'crc32c (portable, slower)',
+    })
     return distributor
   }
 

@@ -7,6 +7,6 @@
  */
 export { DistributedBlockStore, type DistributedBlockStoreOptions, type DegradedHook } from './distributed-block-store.js'
 export { Replica, serveReplica, REPLICA_METHODS, SECTOR_BYTES, type ReplicaOptions } from './replica.js'
-export { crc32c } from './crc32c.js'
+export { crc32c, crc32cNative } from './crc32c.js'
 export { ClusterView, type ClusterViewOptions } from './cluster-view.js'
 export { fenceVolume, recordStaleInMetadata } from './volume-fencing.js'
