@@ -595,8 +595,8 @@ async function runOnce(seed: number): Promise<Counts> {
         break
       } catch (err) {
         // Lost writes are reported once; the next flush covers what is left.
-        if (attempt < 3 && isTorusError(err) && writesLost(err)) continue
-        if (attempt < 3 && METADATA_FAULTS && err instanceof Error && err.cause instanceof Error && err.cause.message === 'injected metadata failure') continue
+        if (attempt < 20 && isTorusError(err) && writesLost(err)) continue
+        if (attempt < 20 && METADATA_FAULTS && err instanceof Error && err.cause instanceof Error && err.cause.message === 'injected metadata failure') continue
         fail('final flush failed with every peer up', err)
       }
     }
