@@ -381,13 +381,17 @@ export class Daemon {
   async #stop(): Promise<void> {
     this.#log.info('stopping')
     clearTimeout(this.#sweepTimer)
-    await Promise.all([closeServer(this.#httpServer), closeServer(this.#peerServer)])
+    // The peer port stops taking connections now, but it closes only once the transport has
+    // closed the peer connections upgraded on it (an HTTP server waits for those too).
+    const peerServerClosed = closeServer(this.#peerServer)
+    await closeServer(this.#httpServer)
     await this.#nbd?.close()
     await this.#volumes?.closeAll()
     await this.#presence?.stop()
     await this.#view?.stop()
     await this.#distributor?.close()
     await this.#transport?.close()
+    await peerServerClosed
     await this.#store?.close()
     await this.#metadata?.close()
     await this.#unlockDataDir?.()

@@ -138,6 +138,12 @@ describe.skipIf(!haveFs)('the original demo: ext4 through node A, A SIGKILLed, a
       await run('umount', [mnt])
       await viaB.detach()
     }
+    // SIGTERM of a node other peers are connected to: it flushes, unlocks and exits 0 by itself.
+    const third = c.nodes[2]!
+    const stopping = Date.now()
+    expect(await third.stop({ graceMs: 20_000 })).toEqual({ code: 0, signal: null })
+    expect(Date.now() - stopping).toBeLessThan(15_000)
+    expect(await b.stop({ graceMs: 20_000 })).toEqual({ code: 0, signal: null })
   })
 })
 

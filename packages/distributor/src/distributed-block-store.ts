@@ -122,7 +122,10 @@ export class DistributedBlockStore extends AbstractBlockStore {
    * they become current once a flush shows that incarnation made it durable. Until then a
    * restart could bring back their old, stale copy.
    */
-  readonly #pendingCurrent = new Map<string, Map<PeerId, string>>()
+  readonly #pendingCurrent = new Map<string, Map<PeerId, { incarnation: string; round: number }>>()
+  /** The flush in progress (flushes are serialised) and the number of flush rounds started. */
+  #flushing: Promise<void> = Promise.resolve()
+  #round = 0
   readonly #allocated = new Set<string>()
   /** Peers whose last read request failed (timeout, unreachable), until when: reads try them last. */
   readonly #suspect = new Map<PeerId, number>()
@@ -377,11 +380,22 @@ export class DistributedBlockStore extends AbstractBlockStore {
     this.#volumeStale.delete(volumeId)
   }
 
-  protected override async _flush(options?: AbortOptions): Promise<void> {
+  /**
+   * Flushes run one after another: a flush that found nothing dirty because another one had
+   * just taken the list must not be acknowledged before that one's replicas are durable.
+   */
+  protected override _flush(options?: AbortOptions): Promise<void> {
+    const run = (): Promise<void> => this.#flushRound(options)
+    const next = this.#flushing.then(run, run)
+    this.#flushing = next.catch(() => {})
+    return next
+  }
+
+  async #flushRound(options?: AbortOptions): Promise<void> {
+    const round = ++this.#round
     const dirty = new Map(this.#dirty)
     this.#dirty.clear()
-    // Each peer checks the generations of the volumes it holds unflushed writes for, so losing
-    // one volume's lock does not fail the flushes of the others.
+    // Each peer checks the generations of the volumes it holds unflushed writes for.
     const generationsFor = (peer: PeerId): [VolumeId, number][] => [...(dirty.get(peer)?.volumes ?? [])].map((v) => [v, this.generation(v)])
     const remote = [...dirty.keys()].filter((p) => p !== this.peerId)
     const peers = this.#replica === undefined ? remote : [this.peerId, ...remote]
@@ -394,10 +408,24 @@ export class DistributedBlockStore extends AbstractBlockStore {
         incarnations.set(peer, incarnationOf(await this.#request(peer, REPLICA_METHODS.flush, { generations: generationsFor(peer) }, options)))
       }
     })
-    // Failed peers still owe durability for those writes: the next flush asks them again.
-    for (const o of outcomes) if (!o.ok) this.#restoreDirty(o.peer, dirty.get(o.peer)!)
-    await this.#settleRestartedReplicas(dirty, incarnations)
+    for (const o of outcomes) {
+      if (o.ok) continue
+      const owed = dirty.get(o.peer)!
+      // A volume another holder took over: its writes here are fenced for good, and asking again
+      // would fail every later flush of this gateway's other volumes. This flush still fails.
+      const fenced = isTorusError(o.error, 'TORUS_LEASE_EXPIRED') ? (o.error.details as { volumeId?: unknown } | undefined)?.volumeId : undefined
+      if (typeof fenced === 'number') this.#dropVolume(owed, fenced as VolumeId)
+      // Failed peers still owe durability for those writes: the next flush asks them again.
+      this.#restoreDirty(o.peer, owed)
+    }
+    await this.#settleRestartedReplicas(dirty, incarnations, round)
     this.#throwUnlessAll(outcomes, 'flush')
+  }
+
+  #dropVolume(d: DirtyPeer, volumeId: VolumeId): void {
+    d.volumes.delete(volumeId)
+    const prefix = `${volumeId}:`
+    for (const key of [...d.blocks.keys()]) if (key.startsWith(prefix)) d.blocks.delete(key)
   }
 
   /**
@@ -406,7 +434,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
    * block is recorded stale on it — durably, before the flush is acknowledged — as long as some
    * other replica made the block durable; if none did, the write is lost and the flush fails.
    */
-  async #settleRestartedReplicas(dirty: Map<PeerId, DirtyPeer>, incarnations: Map<PeerId, string>): Promise<void> {
+  async #settleRestartedReplicas(dirty: Map<PeerId, DirtyPeer>, incarnations: Map<PeerId, string>, round: number): Promise<void> {
     const lost = new Map<string, { ref: BlockRef; peers: PeerId[] }>()
     for (const [peer, d] of dirty) {
       const now = incarnations.get(peer)
@@ -418,13 +446,23 @@ export class DistributedBlockStore extends AbstractBlockStore {
         lost.set(key, entry)
       }
     }
-    this.#confirmCurrent(incarnations, lost)
+    this.#confirmCurrent(incarnations, lost, round)
     const gone: BlockRef[] = []
     let recordError: unknown
     for (const { ref, peers } of lost.values()) {
       const durable = this.#durableElsewhere(ref, peers, dirty, incarnations)
       this.#log.warn('replica restarted before writes were durable', { volume: ref.volumeId, index: ref.index, replicas: peers, durableElsewhere: durable })
       if (!durable) {
+        // A replica that may still hold the block durably did not answer this flush: decide at
+        // the next one. Meanwhile the restarted ones serve nothing of it.
+        const key = ref.toString()
+        const stale = this.#stale.get(key)
+        const undecided = this.#replicasFor(ref).some((q) => !peers.includes(q) && stale?.has(q) !== true && dirty.get(q)?.blocks.has(key) === true && !incarnations.has(q))
+        if (undecided) {
+          this.#markStaleUnrecorded(ref, peers)
+          this.#owe(ref, peers)
+          continue
+        }
         gone.push(ref)
         continue
       }
@@ -435,10 +473,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
         recordError ??= err
         // Until the record is durable no flush may succeed: a later holder, which knows only the
         // metadata, would read the block from these replicas. Ask again at the next flush.
-        for (const p of peers) {
-          this.#markDirty(p, ref, LOST_INCARNATION, true)
-          this.#dirty.get(p)!.blocks.get(ref.toString())!.mixed = true
-        }
+        this.#owe(ref, peers)
       }
     }
     if (gone.length > 0) {
@@ -450,11 +485,11 @@ export class DistributedBlockStore extends AbstractBlockStore {
   }
 
   /** Stale replicas whose put or delete this flush made durable (same incarnation) are current again. */
-  #confirmCurrent(incarnations: Map<PeerId, string>, lost: Map<string, { peers: PeerId[] }>): void {
+  #confirmCurrent(incarnations: Map<PeerId, string>, lost: Map<string, { peers: PeerId[] }>, round: number): void {
     for (const [key, pending] of [...this.#pendingCurrent]) {
-      for (const [peer, incarnation] of [...pending]) {
+      for (const [peer, { incarnation, round: since }] of [...pending]) {
         const now = incarnations.get(peer)
-        if (now === undefined) continue
+        if (now === undefined || since >= round) continue
         pending.delete(peer)
         if (now !== incarnation || lost.get(key)?.peers.includes(peer) === true) continue
         const set = this.#stale.get(key)
@@ -502,6 +537,14 @@ export class DistributedBlockStore extends AbstractBlockStore {
       if (b.mixed) this.#dirty.get(peer)!.blocks.get(b.ref.toString())!.mixed = true
     }
     for (const v of from.volumes) this.#dirty.get(peer)?.volumes.add(v)
+  }
+
+  /** Makes the next flush look at `ref` on `peers` again, as a possible loss. */
+  #owe(ref: BlockRef, peers: readonly PeerId[]): void {
+    for (const p of peers) {
+      this.#markDirty(p, ref, LOST_INCARNATION, true)
+      this.#dirty.get(p)!.blocks.get(ref.toString())!.mixed = true
+    }
   }
 
   #markStaleUnrecorded(ref: BlockRef, peers: readonly PeerId[]): void {
@@ -578,8 +621,9 @@ export class DistributedBlockStore extends AbstractBlockStore {
       if (kind !== 'write') {
         for (const p of acked) {
           if (this.#stale.get(key)?.has(p) !== true) continue
-          const pending = this.#pendingCurrent.get(key) ?? new Map<PeerId, string>()
-          pending.set(p, incarnations.get(p)!)
+          const pending = this.#pendingCurrent.get(key) ?? new Map<PeerId, { incarnation: string; round: number }>()
+          // Only a flush round that starts after this put may vouch for it.
+          pending.set(p, { incarnation: incarnations.get(p)!, round: this.#round })
           this.#pendingCurrent.set(key, pending)
         }
       }

@@ -45,14 +45,16 @@ export interface ReplicaOptions {
  * Checksums: one CRC-32C per 4 KiB sector (the last sector of a block may be shorter), kept
  * beside the store and checked for every sector a read touches; a mismatch is TORUS_CORRUPT.
  * A write computes the new sums from its own bytes (reading, and verifying, only a partially
- * covered first or last sector) and stores them before it writes the data.
+ * covered first or last sector) and stores them together with the data (both writes are
+ * issued at once).
  *
  * With `stateDir`, generations and sums survive a restart (replica-state.ts, checksum-file.ts):
  * a raised generation is on disk before it is acted on, and `flush()` makes the sums durable
  * with the data. After a restart a block the store holds but whose sums were never stored (or
  * whose bytes do not match them) reads as TORUS_CORRUPT, and the gateway reads another replica:
  * that covers data written before sums were persisted and a crash between a write's sum and data
- * pwrites (only unflushed writes, which carry no promise). A `put` repairs such a block.
+ * pwrites (only unflushed writes, which carry no promise; the gateway sees the restart by the
+ * replica's new incarnation at its next flush). A `put` repairs such a block.
  * Without `stateDir` both live in memory, and a block found without sums is adopted on first
  * touch from the bytes then stored.
  *
@@ -234,6 +236,8 @@ export class Replica {
   async delete(ref: BlockRef, generation: number): Promise<void> {
     this.#fence(ref.volumeId, generation)
     await this.#locked(ref, async () => {
+      // Again under the lock: a newer holder may have announced while this waited.
+      this.#fence(ref.volumeId, generation)
       await this.store.delete(ref)
       this.#sums.delete(ref.toString())
     })

@@ -277,6 +277,31 @@ describe('DistributedBlockStore flush', () => {
   })
 })
 
+describe('DistributedBlockStore flush ordering', () => {
+  it('does not acknowledge a flush while an earlier one is still waiting for a replica', async () => {
+    const c = await start()
+    const gw = c.nodes[0]!.store
+    const { ref, replicas } = remoteOnly(c)
+    await gw.write(ref, 0, bytes(8, 30))
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const real = replicas[0]!.store.replica.flush.bind(replicas[0]!.store.replica)
+    vi.spyOn(replicas[0]!.store.replica, 'flush').mockImplementationOnce(async (g) => {
+      await held
+      return real(g)
+    })
+    let firstDone = false
+    let secondDone = false
+    const first = gw.flush().then(() => (firstDone = true))
+    const second = gw.flush().then(() => (secondDone = true))
+    await new Promise((r) => setTimeout(r, 50))
+    expect([firstDone, secondDone]).toEqual([false, false])
+    release()
+    await Promise.all([first, second])
+    expect([firstDone, secondDone]).toEqual([true, true])
+  })
+})
+
 describe('DistributedBlockStore fencing', () => {
   it('refuses writes and flushes from an older generation once a new holder announced', async () => {
     const c = await start()
@@ -296,6 +321,21 @@ describe('DistributedBlockStore fencing', () => {
     const target = new Uint8Array(8)
     await next.read(ref, 0, target)
     expect(target).toEqual(bytes(8, 21))
+  })
+
+  it('fails one flush, not every later one, when a volume with unflushed writes is taken over', async () => {
+    const c = await start()
+    const gw = c.nodes[0]!.store
+    const kept = new BlockRef(1, 0)
+    const lost = new BlockRef(2, 0)
+    gw.setGeneration(lost.volumeId, 1)
+    await gw.write(lost, 0, bytes(8, 27))
+    await gw.write(kept, 0, bytes(8, 28))
+    await c.nodes[1]!.store.announce(lost.volumeId, 2)
+    await expect(gw.flush()).rejects.toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
+    await gw.write(kept, 0, bytes(8, 29))
+    await gw.flush()
+    await gw.flush()
   })
 
   it('keeps flushing its other volumes after losing one volume to a newer holder', async () => {
