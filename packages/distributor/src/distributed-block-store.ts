@@ -329,6 +329,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
           allocated = await this.#replica.read(ref, offsetBytes, target)
         } else {
           const reply = await this.#request(peer, REPLICA_METHODS.read, { volumeId: ref.volumeId, index: ref.index, offset: offsetBytes, length: target.byteLength }, options)
+          this.#checkNotRestarted(ref, peer, incarnationOf(reply))
           allocated = parseRead(reply, target)
         }
         this.#noteAllocated(ref, allocated)
@@ -537,6 +538,20 @@ export class DistributedBlockStore extends AbstractBlockStore {
       if (b.mixed) this.#dirty.get(peer)!.blocks.get(b.ref.toString())!.mixed = true
     }
     for (const v of from.volumes) this.#dirty.get(peer)?.volumes.add(v)
+  }
+
+  /**
+   * A replica that answers as another incarnation than the one that acknowledged unflushed
+   * writes of `ref` restarted in between and may lack them: it serves nothing of the block from
+   * now on (the next flush records that, or finds the writes lost everywhere).
+   */
+  #checkNotRestarted(ref: BlockRef, peer: PeerId, incarnation: string): void {
+    const acked = this.#dirty.get(peer)?.blocks.get(ref.toString())
+    if (acked === undefined || (!acked.mixed && acked.incarnation === incarnation)) return
+    this.#markStaleUnrecorded(ref, [peer])
+    throw new TorusError('TORUS_UNAVAILABLE', 'replica restarted since it acknowledged unflushed writes of the block', {
+      details: { volumeId: ref.volumeId, index: ref.index, peer },
+    })
   }
 
   /** Makes the next flush look at `ref` on `peers` again, as a possible loss. */

@@ -404,7 +404,7 @@ export function serveReplica(transport: Transport, replica: Replica): void {
     if (length > replica.blockSizeBytes) throw new TorusError('TORUS_INVALID_ARGUMENT', 'read longer than a block')
     const bytes = new Uint8Array(length)
     const allocated = await replica.read(b.ref(), b.int('offset'), bytes)
-    return { allocated, bytes: allocated ? bytes : new Uint8Array(0) }
+    return { allocated, bytes: allocated ? bytes : new Uint8Array(0), incarnation: replica.incarnation }
   })
   on(REPLICA_METHODS.has, (b) => replica.has(b.ref()))
   on(REPLICA_METHODS.delete, async (b) => {

@@ -285,6 +285,23 @@ async function runOnce(seed: number): Promise<Counts> {
       return true
     }
 
+    /**
+     * A read refused because the replicas left restarted after acknowledging unflushed writes of
+     * the block (they may lack them): allowed when a crash since the block was last durable could
+     * have rolled it back.
+     */
+    const lostByRestart = (err: unknown, i: number): boolean => {
+      const causes: unknown[] = []
+      const walk = (e: unknown): void => {
+        if (!(e instanceof Error)) return
+        causes.push(e)
+        if (e instanceof AggregateError) for (const x of e.errors) walk(x)
+        walk(e.cause)
+      }
+      walk(err)
+      return model.crashedSinceDurable.has(i) && causes.some((e) => e instanceof Error && /replica restarted since it acknowledged unflushed writes/.test(e.message))
+    }
+
     /** Waits until the gateway's links to every up, unpartitioned peer are back (reconnects take a few ms). */
     const waitLinks = async (via: SimPeer = gw): Promise<void> => {
       const want = c.storagePeers.filter((p) => p.up && (p === via || !p.isolated)).map((p) => p.peer)
@@ -562,7 +579,7 @@ async function runOnce(seed: number): Promise<Counts> {
         if (o.error !== LOST) {
           if (!isTorusError(o.error, 'TORUS_UNAVAILABLE')) fail(`${op.kind} of block ${op.i} failed with something other than TORUS_UNAVAILABLE`, o.error)
           const faulted = hookFailed.has(op.i) || c.storagePeers.some((p) => p.local?.faulted.has(ref(op.i).toString()) === true)
-          if (servableBefore[k] === true && fault === undefined && !faulted) {
+          if (servableBefore[k] === true && fault === undefined && !faulted && !lostByRestart(o.error, op.i)) {
             fail(`${op.kind} of block ${op.i} failed although current replica(s) ${current(op.i).map((p) => c.byPeer(p).name).join(',')} were reachable`, o.error)
           }
         }
@@ -610,7 +627,7 @@ async function runOnce(seed: number): Promise<Counts> {
         (error: unknown) => ({ ok: false as const, error }),
       )
       if (outcome.ok) checkRead(op, outcome.value, 'final read')
-      else if (servable(i) && !c.storagePeers.some((p) => p.local?.faulted.has(ref(i).toString()) === true)) {
+      else if (servable(i) && !c.storagePeers.some((p) => p.local?.faulted.has(ref(i).toString()) === true) && !lostByRestart(outcome.error, i)) {
         fail(`final read of block ${i} failed although current replica(s) ${current(i).map((p) => c.byPeer(p).name).join(',')} are up`, outcome.error)
       }
     }

@@ -87,6 +87,26 @@ describe('DistributedBlockStore flush across a replica restart', () => {
     if (seen !== 'refused') expect([...seen.subarray(0, 16)]).toEqual(Array(16).fill(7))
   })
 
+  it('does not read a block from a replica that restarted since it acknowledged unflushed writes of it', async () => {
+    const gateway = gatewayOf()
+    await fenceVolume(gateway.store, metadata, V, 1)
+    const ref = new BlockRef(V, 0)
+    await gateway.store.put(ref, new Uint8Array(B).fill(5))
+    await gateway.store.flush()
+    await gateway.store.write(ref, 0, new Uint8Array(16).fill(6))
+    const first = firstReplica()
+    await cluster.crash(first)
+    await cluster.restart(first)
+    await reconnected(gateway, 1)
+    // The other replica has the write: the read comes from it, and the restarted one is out.
+    const seen = new Uint8Array(16)
+    await gateway.store.read(ref, 0, seen)
+    expect([...seen]).toEqual(Array(16).fill(6))
+    expect(gateway.store.staleReplicas(ref)).toEqual([first.peer])
+    await gateway.store.flush()
+    expect((await metadata.listStaleReplicas(V)).map((r) => [r.peer, r.index])).toEqual([[first.peer, 0]])
+  })
+
   it('does not acknowledge a flush that a restarted replica lost a delete of', async () => {
     const gateway = gatewayOf()
     await fenceVolume(gateway.store, metadata, V, 1)
