@@ -88,7 +88,7 @@ export class Gateway {
       leaseTtlMs: config.leaseTtlMs,
       unreachableGraceMs: config.lockGraceMs,
       prepare: async (volume) => {
-        await fenceVolume(distributor, metadata, volume.info.id, volume.generation ?? 0, log.child({ component: 'fencing', volume: volume.info.name }))
+        await fenceVolume(distributor, metadata, volume.info.id, volume.generation ?? 0, log.child({ component: 'fencing', volume: volume.info.name }), { retries: 2, retryDelayMs: 1000 })
       },
       logger: log.child({ component: 'volume' }),
     })

@@ -30,6 +30,12 @@ import { joinRing } from './ring-membership.js'
 import { VERSION } from './version.js'
 import { blockStores, metadataStores } from './wiring.js'
 
+/**
+ * A ring member that does not answer a takeover's announcement is tried twice more, a second
+ * apart (a peer restarting), before it is marked stale for the whole volume.
+ */
+const FENCE_RETRIES = { retries: 2, retryDelayMs: 1000 }
+
 /** How often an etcd-backed daemon drops local blocks of volumes deleted elsewhere. */
 const DELETED_VOLUME_SWEEP_MS = 5 * 60_000
 
@@ -145,7 +151,7 @@ export class Daemon {
     }
     const holder = `torusd/${this.#peerId}@${config.peerListen.host}:${config.peerListen.port}`
     await this.#releaseOwnStaleLocks(metadata)
-    this.#peerServer = http.createServer(this.#controlApi())
+    this.#peerServer = http.createServer(this.#guardControlApi(this.#controlApi()))
     let peer: string | undefined
     if (config.etcd !== undefined) {
       // Listen first: the transport shares the control API's port.
@@ -162,7 +168,7 @@ export class Daemon {
         ? {}
         : {
             prepare: async (volume) => {
-              await fenceVolume(distributor, metadata, volume.info.id, volume.generation ?? 0, this.#log.child({ component: 'fencing', volume: volume.info.name }))
+              await fenceVolume(distributor, metadata, volume.info.id, volume.generation ?? 0, this.#log.child({ component: 'fencing', volume: volume.info.name }), FENCE_RETRIES)
             },
             // Peers that cannot be reached now drop their blocks at their next sweep.
             dropBlocks: async (id) => {
@@ -187,7 +193,8 @@ export class Daemon {
     })
     peer ??= await listen(this.#peerServer, config.peerListen)
     if (!isLoopback(config.peerListen.host)) {
-      this.#log.warn('control API listens beyond loopback without authentication; anyone who reaches it can create and delete volumes', { peer })
+      if (config.etcd === undefined) this.#log.warn('control API listens beyond loopback without authentication; anyone who reaches it can create and delete volumes', { peer })
+      else this.#log.info('peer port listens beyond loopback: peers must authenticate with the cluster secret; the control API answers loopback clients only', { peer })
     }
     const httpAddr = await listen((this.#httpServer = http.createServer(this.#httpApi())), config.http)
     this.addresses = { http: httpAddr, peer, nbd: nbdAddress }
@@ -494,6 +501,27 @@ export class Daemon {
     return `${formatHost(addr.address)}:${addr.port}`
   }
 
+  /**
+   * In a cluster the peer port must be reachable by every peer, but the control API has no
+   * authentication (torusctl talks to etcd there anyway): it answers loopback clients only, and
+   * nothing until start-up has finished.
+   */
+  #guardControlApi(api: http.RequestListener): http.RequestListener {
+    return (req, res) => {
+      if (this.#volumes === undefined || this.addresses === undefined) {
+        sendJson(res, 503, { error: { code: 'TORUS_UNAVAILABLE', message: 'torusd is starting' } })
+        return
+      }
+      if (this.config.etcd !== undefined && !isLoopback(req.socket.remoteAddress ?? '')) {
+        sendJson(res, 403, {
+          error: { code: 'TORUS_NOT_SUPPORTED', message: `the control API answers loopback clients only in a cluster; use torusctl -C ${this.config.etcd[0]} (etcd) instead` },
+        })
+        return
+      }
+      api(req, res)
+    }
+  }
+
   #controlApi(): http.RequestListener {
     const metadata = (): MetadataStore => this.#metadata!
     return createRouter([
@@ -629,7 +657,7 @@ function ringTypeField(body: Record<string, unknown>): RingType {
 }
 
 function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.')
+  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.')
 }
 
 function formatHost(host: string): string {

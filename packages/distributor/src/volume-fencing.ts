@@ -17,7 +17,8 @@ export function recordStaleInMetadata(metadata: StaleRecords): DegradedHook {
  *
  * 1. loads the volume's stale-replica records from metadata, so no stale copy is read;
  * 2. announces its generation to every ring member, so older holders are fenced there;
- * 3. records every member it could not reach as stale for the whole volume, durably, before
+ * 3. records every member it could not reach (after `retries` more tries, `retryDelayMs` apart)
+ *    as stale for the whole volume, durably, before
  *    serving: such a member may still hold (or, if it is a stale gateway itself, accept) the
  *    old holder's writes, so it serves and gets nothing of this volume until it is repaired.
  *
@@ -31,13 +32,20 @@ export async function fenceVolume(
   volumeId: VolumeId,
   generation: number,
   logger: Logger = silentLogger,
+  { retries = 0, retryDelayMs = 1000 }: { retries?: number; retryDelayMs?: number } = {},
 ): Promise<{ missed: string[] }> {
   store.resetStale(volumeId)
   for (const record of await metadata.listStaleReplicas(volumeId)) {
     if (record.index === 'all') store.markVolumeStale(volumeId, [record.peer])
     else store.markStale(new BlockRef(volumeId, record.index), [record.peer])
   }
-  const { missed } = await store.tryAnnounce(volumeId, generation)
+  let { missed } = await store.tryAnnounce(volumeId, generation)
+  // A peer that is restarting, or whose address the gateway has not learnt yet, is worth a
+  // short wait: a volume-wide stale mark is never cleared until repair exists.
+  for (let attempt = 1; missed.length > 0 && attempt <= retries; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, retryDelayMs))
+    ;({ missed } = await store.tryAnnounce(volumeId, generation))
+  }
   if (missed.length > 0) {
     await metadata.addStaleReplicas(missed.map((peer) => ({ volumeId, peer, index: 'all' as const, generation })))
     store.markVolumeStale(volumeId, missed)

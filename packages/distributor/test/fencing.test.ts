@@ -91,6 +91,18 @@ describe('fenceVolume', () => {
     expect(target[0]).toBe(2)
   })
 
+  it('tries a silent member again before marking it stale for the whole volume', async () => {
+    const c = (cluster = await startCluster())
+    const { metadata, volumeId } = await metadataWithVolume()
+    const [a, b] = c.nodes as [NonNullable<Cluster['nodes'][0]>, NonNullable<Cluster['nodes'][0]>]
+    c.isolate(a)
+    setTimeout(() => c.restore(a), 60)
+    const { missed } = await fenceVolume(b.store, metadata, volumeId, 3, undefined, { retries: 20, retryDelayMs: 50 })
+    expect(missed).toEqual([])
+    expect(await metadata.listStaleReplicas(volumeId)).toEqual([])
+    expect(a.store.replica.generation(volumeId)).toBe(3)
+  })
+
   it('refuses the takeover when a member has seen a newer generation', async () => {
     const c = (cluster = await startCluster())
     const { metadata, volumeId } = await metadataWithVolume()
