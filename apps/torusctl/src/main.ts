@@ -90,16 +90,20 @@ function peerCommands(y: Argv<Global>): Argv<Global> {
         c
           .positional('UUID', { type: 'string', array: true, describe: 'peer UUIDs, as list-peers shows them' })
           .option('all-peers', { type: 'boolean', default: false, describe: 'add every alive peer that is not in the ring yet' })
+          .option('force', { type: 'boolean', default: false, describe: 'change the ring although volumes exist: rebalance is not built, so their data would read as missing' })
           .example('$0 -C 10.0.0.1:2379 peer add --all-peers', 'add every alive peer')
           .example('$0 peer add 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'add one peer by UUID'),
-      (a) => run((b, ctx) => peerAdd(b, { uuids: (a.UUID ?? []).map(String), allPeers: a['all-peers'] }, ctx))(a),
+      (a) => run((b, ctx) => peerAdd(b, { uuids: (a.UUID ?? []).map(String), allPeers: a['all-peers'], force: a.force }, ctx))(a),
     )
     .command(
       'remove <UUID..>',
-      'Remove peers from the ring; new ring version (once the replicated data path lands, their blocks move to the other members)',
+      'Remove peers from the ring; new ring version (refused while volumes exist: their blocks do not move yet)',
       (c) =>
-        c.positional('UUID', { type: 'string', array: true, demandOption: true, describe: 'peer UUIDs' }).example('$0 peer remove 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'take one peer out'),
-      (a) => run((b, ctx) => peerRemove(b, (a.UUID ?? []).map(String), ctx))(a),
+        c
+          .positional('UUID', { type: 'string', array: true, demandOption: true, describe: 'peer UUIDs' })
+          .option('force', { type: 'boolean', default: false, describe: 'change the ring although volumes exist: rebalance is not built, so their data would read as missing' })
+          .example('$0 peer remove 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'take one peer out'),
+      (a) => run((b, ctx) => peerRemove(b, (a.UUID ?? []).map(String), ctx, a.force))(a),
     )
     .command(
       'forget <UUID..>',
@@ -116,14 +120,14 @@ function ringCommands(y: Argv<Global>): Argv<Global> {
     .command(
       'set-type TYPE',
       'Change the ring type (ketama: weighted consistent hashing; mod: hash mod N; single: one peer)',
-      (c) => c.positional('TYPE', { choices: RING_TYPES, demandOption: true }).example('$0 ring set-type ketama', 'weighted placement'),
-      (a) => run((b, ctx) => ringSetType(b, a.TYPE as RingType, ctx))(a),
+      (c) => c.positional('TYPE', { choices: RING_TYPES, demandOption: true }).option('force', { type: 'boolean', default: false, describe: 'change the ring although volumes exist: rebalance is not built, so their data would read as missing' }).example('$0 ring set-type ketama', 'weighted placement'),
+      (a) => run((b, ctx) => ringSetType(b, a.TYPE as RingType, ctx, a.force))(a),
     )
     .command(
       'set-replication N',
       'Change how many peers hold each block (1-16)',
-      (c) => c.positional('N', { type: 'string', demandOption: true, describe: 'copies of each block, 1-16' }).example('$0 ring set-replication 3', 'three copies'),
-      (a) => run((b, ctx) => ringSetReplication(b, a.N, ctx))(a),
+      (c) => c.positional('N', { type: 'string', demandOption: true, describe: 'copies of each block, 1-16' }).option('force', { type: 'boolean', default: false, describe: 'change the ring although volumes exist: rebalance is not built, so their data would read as missing' }).example('$0 ring set-replication 3', 'three copies'),
+      (a) => run((b, ctx) => ringSetReplication(b, a.N, ctx, a.force))(a),
     )
     .demandCommand(1, 'ring: name a subcommand (get, set-type, set-replication)')
 }

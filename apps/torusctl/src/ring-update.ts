@@ -30,7 +30,11 @@ export interface RingUpdate {
  * `plan` for the change, writes version + 1, and on TORUS_CONFLICT starts over from a fresh
  * read (so `plan` always decides on the ring it replaces). `plan` may throw to refuse.
  */
-export async function updateRing(backend: ClusterBackend, plan: (ring: RingDescriptor) => RingPlan, maxAttempts = MAX_RING_ATTEMPTS): Promise<RingUpdate> {
+export async function updateRing(
+  backend: ClusterBackend,
+  plan: (ring: RingDescriptor) => RingPlan,
+  { force = false, maxAttempts = MAX_RING_ATTEMPTS }: { force?: boolean; maxAttempts?: number } = {},
+): Promise<RingUpdate> {
   for (let attempt = 1; ; attempt++) {
     const ring = await backend.getRing()
     const p = plan(ring)
@@ -41,6 +45,7 @@ export async function updateRing(backend: ClusterBackend, plan: (ring: RingDescr
       members: p.members ?? ring.members,
     }
     if (sameRing(ring, next)) return { changed: false, previousVersion: ring.version, ring, notes: p.notes, attempts: attempt }
+    if (!force && attempt === 1) await refuseWhileVolumesExist(backend)
     try {
       const stored = await backend.setRing(next)
       return { changed: true, previousVersion: ring.version, ring: stored, notes: p.notes, attempts: attempt }
@@ -57,4 +62,20 @@ function sameRing(a: RingDescriptor, b: RingDescriptor): boolean {
   if (a.type !== b.type || a.replication !== b.replication || a.members.length !== b.members.length) return false
   const weights = new Map(a.members.map((m) => [m.peer, m.weight]))
   return b.members.every((m) => weights.get(m.peer) === m.weight)
+}
+
+/**
+ * Rebalance is not built: a ring change moves the home of existing blocks to peers that do not
+ * hold them, and reads there would find nothing. So the ring changes only while no volume exists,
+ * unless the operator says the data does not matter (--force).
+ */
+async function refuseWhileVolumesExist(backend: ClusterBackend): Promise<void> {
+  const volumes = await backend.listVolumes()
+  if (volumes.length === 0) return
+  const names = volumes.slice(0, 5).map((v) => v.name).join(', ') + (volumes.length > 5 ? ', …' : '')
+  throw new TorusError(
+    'TORUS_NOT_SUPPORTED',
+    `the cluster has ${volumes.length} volume(s) (${names}), and moving their blocks to new owners (rebalance) is not built yet: after this change their data would read as missing. Change the ring before creating volumes, or pass --force if their contents do not matter`,
+    { details: { volumes: volumes.length } },
+  )
 }

@@ -38,6 +38,7 @@ beforeAll(async () => {
       }
       const route = async (): Promise<void> => {
         if (req.method === 'GET' && req.url === '/v1/peers') return send(200, await c.store.listPeers())
+        if (req.method === 'GET' && req.url === '/v1/volumes') return send(200, await c.store.listVolumes())
         if (req.method === 'GET' && req.url === '/v1/ring') {
           const body = bogusRing ?? (await c.store.getRing())
           bogusRing = undefined

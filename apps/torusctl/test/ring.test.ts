@@ -111,6 +111,23 @@ describe('ring set-type / set-replication', () => {
   })
 })
 
+describe('ring changes while volumes exist', () => {
+  it('are refused (rebalance is not built: their data would read as missing) unless --force', async () => {
+    await c.heartbeat(PEER_A)
+    await c.heartbeat(PEER_B)
+    await peerAdd(c.backend, { uuids: [PEER_A], allPeers: false }, c.ctx())
+    await c.store.createVolume({ name: 'pad', sizeBytes: GiB })
+    const refused = { code: 'TORUS_NOT_SUPPORTED', message: expect.stringMatching(/1 volume\(s\) \(pad\).*rebalance\) is not built yet.*--force/) }
+    await expect(peerAdd(c.backend, { uuids: [PEER_B], allPeers: false }, c.ctx())).rejects.toMatchObject(refused)
+    await expect(ringSetType(c.backend, 'mod', c.ctx())).rejects.toMatchObject(refused)
+    await expect(ringSetReplication(c.backend, 3, c.ctx())).rejects.toMatchObject(refused)
+    expect(await c.store.getRing()).toMatchObject({ version: 1, type: 'ketama', replication: 2 })
+    // A request that changes nothing is still answered.
+    expect(await peerAdd(c.backend, { uuids: [PEER_A], allPeers: false }, c.ctx())).toContain('already a ring member')
+    expect(await peerAdd(c.backend, { uuids: [PEER_B], allPeers: false, force: true }, c.ctx())).toContain('ring version 1 -> 2')
+  })
+})
+
 describe('updateRing (compare-and-swap)', () => {
   it('re-reads and re-applies its change when another writer wins the race', async () => {
     await c.heartbeat(PEER_A)

@@ -15,6 +15,17 @@ export async function joinRing(metadata: MetadataStore, peer: string, weight: nu
     const ring = await metadata.getRing()
     if (ring === undefined) throw new TorusError('TORUS_NOT_INITIALIZED', 'cluster metadata is not initialised (run torusctl init)')
     if (ring.members.some((m) => m.peer === peer)) return 'already-member'
+    if (ring.members.length > 0 && attempt === 1) {
+      // Rebalance is not built: joining would move existing blocks' homes to this empty peer.
+      const volumes = await metadata.listVolumes()
+      if (volumes.length > 0) {
+        logger.error('not joining the ring: the cluster already has volumes, and moving their blocks to a new peer (rebalance) is not built yet; their data would read as missing. Add peers before creating volumes', {
+          ringVersion: ring.version,
+          volumes: volumes.length,
+        })
+        return 'refused'
+      }
+    }
     if (ring.type === 'single' && ring.members.length > 0) {
       logger.warn('not joining: the ring is of type single and already has its one member; run torusctl ring set-type ketama, then torusctl peer add', {
         ringVersion: ring.version,

@@ -44,6 +44,8 @@ export async function listPeers(backend: ClusterBackend, ctx: CommandContext): P
 export interface PeerAddOptions {
   uuids: readonly string[]
   allPeers: boolean
+  /** Change the ring although volumes exist (their data would read as missing; no rebalance yet). */
+  force?: boolean
 }
 
 /**
@@ -93,12 +95,12 @@ export async function peerAdd(backend: ClusterBackend, options: PeerAddOptions, 
     for (const m of add) notes.push(`adding peer ${m.peer} (weight ${m.weight}: ${formatSize(m.weight)} capacity)`)
     added = add.map((m) => m.peer)
     return add.length === 0 ? { notes } : { members: [...ring.members, ...add], notes }
-  })
+  }, { force: options.force === true })
   return renderUpdate(update, ctx, { added: update.changed ? added : [] })
 }
 
 /** `peer remove`: takes peers out of the ring (their data moves to the others). */
-export async function peerRemove(backend: ClusterBackend, uuids: readonly string[], ctx: CommandContext): Promise<string> {
+export async function peerRemove(backend: ClusterBackend, uuids: readonly string[], ctx: CommandContext, force = false): Promise<string> {
   if (uuids.length === 0) throw new UsageError('peer remove: name at least one peer UUID')
   const ids = parsePeerIds(uuids)
   const peers = await backend.listPeers()
@@ -119,7 +121,7 @@ export async function peerRemove(backend: ClusterBackend, uuids: readonly string
     const members = ring.members.filter((m) => !removed.includes(m.peer))
     if (members.length === 0) notes.push('warning: the ring has no members now; no block has a home until peers are added again')
     return { members, notes }
-  })
+  }, { force })
   return renderUpdate(update, ctx, { removed: update.changed ? removed : [] })
 }
 

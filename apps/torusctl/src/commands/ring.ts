@@ -21,7 +21,7 @@ export async function ringGet(backend: ClusterBackend, ctx: CommandContext): Pro
 }
 
 /** `ring set-type TYPE`; `single` holds at most one member. */
-export async function ringSetType(backend: ClusterBackend, type: RingType, ctx: CommandContext): Promise<string> {
+export async function ringSetType(backend: ClusterBackend, type: RingType, ctx: CommandContext, force = false): Promise<string> {
   const update = await updateRing(backend, (ring) => {
     if (ring.type === type) return { notes: [`the ring is already ${type}`] }
     if (type === 'single' && ring.members.length > 1) {
@@ -31,12 +31,12 @@ export async function ringSetType(backend: ClusterBackend, type: RingType, ctx: 
       )
     }
     return { type, notes: [`type ${ring.type} -> ${type}`] }
-  })
+  }, { force })
   return renderUpdate(update, ctx)
 }
 
 /** `ring set-replication N` (1-16): how many distinct peers hold each block. */
-export async function ringSetReplication(backend: ClusterBackend, replication: string | number, ctx: CommandContext): Promise<string> {
+export async function ringSetReplication(backend: ClusterBackend, replication: string | number, ctx: CommandContext, force = false): Promise<string> {
   const n = parseReplication('set-replication', replication)
   const update = await updateRing(backend, (ring) => {
     if (ring.replication === n) return { notes: [`replication is already ${n}`] }
@@ -45,7 +45,7 @@ export async function ringSetReplication(backend: ClusterBackend, replication: s
       notes.push(`note: the ring has ${ring.members.length} member(s), so each block is stored ${ring.members.length} time(s) until more peers are added`)
     }
     return { replication: n, notes }
-  })
+  }, { force })
   return renderUpdate(update, ctx)
 }
 
