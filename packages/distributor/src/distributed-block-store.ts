@@ -235,6 +235,21 @@ export class DistributedBlockStore extends AbstractBlockStore {
     if (set.size > 0) this.#volumeStale.set(volumeId, set)
   }
 
+  /**
+   * Stale marks of `volumeId` this gateway holds but could not yet record in metadata (their
+   * record failed). A new tenure must record them before it forgets them.
+   */
+  owedStale(volumeId: VolumeId): { peer: PeerId; index: number }[] {
+    const prefix = `${volumeId}:`
+    const out: { peer: PeerId; index: number }[] = []
+    for (const [key, peers] of this.#unrecorded) {
+      if (!key.startsWith(prefix)) continue
+      const index = Number(key.slice(prefix.length))
+      for (const peer of peers) out.push({ peer, index })
+    }
+    return out
+  }
+
   /** Forgets this gateway's stale marks for `volumeId` (before loading them afresh from metadata). */
   resetStale(volumeId: VolumeId): void {
     this.#volumeStale.delete(volumeId)

@@ -34,6 +34,9 @@ export async function fenceVolume(
   logger: Logger = silentLogger,
   { retries = 0, retryDelayMs = 1000 }: { retries?: number; retryDelayMs?: number } = {},
 ): Promise<{ missed: string[] }> {
+  // Marks this gateway could not record during an earlier tenure: record them before forgetting.
+  const owed = store.owedStale(volumeId)
+  if (owed.length > 0) await metadata.addStaleReplicas(owed.map(({ peer, index }) => ({ volumeId, peer, index, generation })))
   store.resetStale(volumeId)
   for (const record of await metadata.listStaleReplicas(volumeId)) {
     if (record.index === 'all') store.markVolumeStale(volumeId, [record.peer])

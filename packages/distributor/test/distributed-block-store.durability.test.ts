@@ -123,6 +123,24 @@ describe('DistributedBlockStore flush across a replica restart', () => {
 })
 
 describe('DistributedBlockStore stale replicas the metadata never heard of', () => {
+  it('records a mark it could not record before, when the same gateway takes the volume again', async () => {
+    const gateway = gatewayOf()
+    await fenceVolume(gateway.store, metadata, V, 1)
+    const ref = new BlockRef(V, 0)
+    const missed = firstReplica()
+    await gateway.store.write(ref, 0, new Uint8Array(16).fill(1))
+    cluster.isolate(missed)
+    metadataDown = true
+    await expect(gateway.store.write(ref, 0, new Uint8Array(16).fill(2))).rejects.toMatchObject({ code: 'TORUS_UNAVAILABLE' })
+    metadataDown = false
+    cluster.restore(missed)
+    await reconnected(gateway, 1)
+    // The volume is closed and opened again by the same gateway (a new tenure).
+    await fenceVolume(gateway.store, metadata, V, 2)
+    expect((await metadata.listStaleReplicas(V)).map((r) => [r.peer, r.index])).toEqual([[missed.peer, 0]])
+    expect(gateway.store.staleReplicas(ref)).toEqual([missed.peer])
+  })
+
   // A degraded write whose stale record could not be written fails, but leaves the replica that
   // missed it stale in the gateway's memory only. Later writes skip that replica and complete
   // with every *target* acked, so nothing records it either. The next holder loads the records,
