@@ -21,7 +21,7 @@ import { verifySecretCheck } from '@torus/metadata'
 import { NbdServer } from '@torus/nbd'
 import { WsTransport } from '@torus/transport'
 import { VolumeManager } from '@torus/volume'
-import type { DaemonConfig } from './config.js'
+import { ConfigError, type DaemonConfig } from './config.js'
 import { clusterIdentity, loadOrCreatePeerId, lockDataDir, PendingDeletes, readClusterBinding, writeClusterBinding } from './data-dir.js'
 import { createRouter, readJson, sendJson } from './http-util.js'
 import { createMetrics, type Metrics } from './metrics.js'
@@ -214,15 +214,14 @@ export class Daemon {
     const { config } = this
     const secret = config.clusterSecret
     if (secret === undefined) {
-      throw new TorusError(
-        'TORUS_INVALID_ARGUMENT',
+      throw new ConfigError(
         'a cluster member needs the cluster secret that torusctl init wrote: pass --cluster-secret-file PATH (or TORUS_CLUSTER_SECRET_FILE, or the secret in TORUS_CLUSTER_SECRET)',
       )
     }
     if (cluster.secretCheck === undefined) {
       this.#log.warn('the cluster records no secret check (initialised by an older torusctl); peers with another secret will be refused only at connect time')
     } else if (!verifySecretCheck(secret.bytes, cluster.secretCheck)) {
-      throw new TorusError('TORUS_INVALID_ARGUMENT', `the cluster secret from ${secret.source} is not the one this cluster was initialised with; use the file torusctl init wrote`)
+      throw new ConfigError(`the cluster secret from ${secret.source} is not the one this cluster was initialised with; use the file torusctl init wrote`)
     }
     if (cluster.id === undefined) throw new TorusError('TORUS_CORRUPT', 'the cluster config has no id; it was written by an older torusctl: run torusctl init on a fresh prefix')
     const log = this.#log

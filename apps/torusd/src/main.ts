@@ -82,7 +82,8 @@ async function main(): Promise<void> {
     logger.error('start failed', { err })
     process.stderr.write(`torusd: ${describe(err)}\n`)
     await daemon.stop().catch(() => {})
-    process.exit(isTorusError(err, 'TORUS_NOT_SUPPORTED') ? 2 : 1)
+    // A configuration mistake found at start-up (e.g. a wrong cluster secret) exits like a bad flag.
+    process.exit(isTorusError(err, 'TORUS_NOT_SUPPORTED') || err instanceof ConfigError ? 2 : 1)
   }
 }
 

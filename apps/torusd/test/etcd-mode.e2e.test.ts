@@ -12,6 +12,7 @@ import { Etcd3 } from 'etcd3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { FileBlockStore } from '@torus/blockstore'
 import { BlockRef, blockIndex, volumeId } from '@torus/core'
+import { makeSecretCheck } from '@torus/metadata'
 import { EtcdMetadataStore } from '@torus/metadata-etcd'
 import { hasCommand, run } from '@torus/testing'
 import { canRun, Torusd, TORUSD_MAIN } from './helpers/torusd.js'
@@ -58,6 +59,19 @@ describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
     expect(r.code).toBe(1)
     expect(r.stderr).toContain(`no Torus cluster in etcd ${etcd} (prefix ${prefix})`)
     expect(r.stderr).toMatch(/torusctl -C \S+ init/)
+  })
+
+  it('refuses to start without the cluster secret, or with another one than init recorded (exit 2)', async () => {
+    const prefix = `torus-test/${randomUUID()}/`
+    const meta = await store(prefix)
+    await meta.initCluster({ blockSizeBytes: 512 * 1024, replication: 2, ringType: 'ketama', createdAt: new Date().toISOString(), secretCheck: makeSecretCheck('the-right-secret-0123456789abcdef') })
+    const args = [TORUSD_MAIN, '--etcd', etcd, '--etcd-prefix', prefix, '--nbd-address', 'off', '--port', '0', '--peer-address', 'ws://127.0.0.1:0']
+    const none = await run(process.execPath, [...args, '--data-dir', tmpDir()], { timeoutMs: 30_000, env: { ...process.env, TORUS_CLUSTER_SECRET: '', TORUS_CLUSTER_SECRET_FILE: '' } })
+    expect(none.code, none.stderr).toBe(2)
+    expect(none.stderr).toMatch(/needs the cluster secret that torusctl init wrote: pass --cluster-secret-file PATH/)
+    const wrong = await run(process.execPath, [...args, '--data-dir', tmpDir()], { timeoutMs: 30_000, env: { ...process.env, TORUS_CLUSTER_SECRET: 'a-wrong-secret-0123456789abcdef0123' } })
+    expect(wrong.code, wrong.stderr).toBe(2)
+    expect(wrong.stderr).toMatch(/the cluster secret from TORUS_CLUSTER_SECRET is not the one this cluster was initialised with/)
   })
 
   it('initialises with --debug-init, registers as an alive peer, and stays out of the ring without --auto-join', async () => {
