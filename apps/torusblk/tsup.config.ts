@@ -8,7 +8,8 @@ export default defineConfig({
   entry: ['src/main.ts'],
   dts: false,
   noExternal: [/^@torus\//],
-  banner: { js: '#!/usr/bin/env node' },
+  // Single-threaded GC, as for torusd: see apps/torusd/bin/torusd.cjs.
+  banner: { js: '#!/usr/bin/env -S node --single-threaded-gc' },
   define: { __TORUS_VERSION__: JSON.stringify(pkg.version) },
   esbuildOptions(options) {
     options.conditions = ['@torus/source']

@@ -9,13 +9,14 @@
 //
 // usage: node tools/bench/bench.mjs [--runtime 10] [--size 1GiB] [--dir /tmp] [--json out.json] [--cluster]
 //          [--only torusd,nbdkit,qemu-nbd,cluster-r2,cluster-r1] [--jobs name,...] [--cpu-prof DIR]
+//          [--node-flags "--single-threaded-gc ..."]
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startCluster } from '../cluster/cluster.mjs'
+import { TORUSD_NODE_FLAGS, startCluster } from '../cluster/cluster.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const args = parseArgs(process.argv.slice(2))
@@ -24,6 +25,9 @@ const sizeBytes = parseSize(args.size ?? '1GiB')
 const baseDir = args.dir ?? os.tmpdir()
 const CLUSTER_NODES = 3
 const CLUSTER_LEASE_TTL_S = 10
+// Node.js flags for every torusd (single-node and cluster). Default: what bin/torusd uses
+// (TORUSD_NODE_FLAGS); --node-flags '' runs them with V8's defaults.
+const nodeFlags = (args['node-flags'] ?? TORUSD_NODE_FLAGS.join(' ')).split(/\s+/).filter(Boolean)
 const only = (args.only ?? `torusd,nbdkit,qemu-nbd${args.cluster !== undefined ? ',cluster-r2,cluster-r1' : ''}`).split(',')
 
 const JOBS = [
@@ -52,7 +56,7 @@ const servers = {
   async torusd() {
     const ports = { nbd: await freePort(), http: await freePort(), peer: await freePort() }
     const dataDir = path.join(work, 'torusd')
-    const nodeArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args['cpu-prof'])}`] : []
+    const nodeArgs = [...nodeFlags, ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args['cpu-prof'])}`] : [])]
     const child = spawn(process.execPath, [...nodeArgs, path.join(root, 'apps/torusd/bin/torusd.cjs'), '--data-dir', dataDir, '--size', String(sizeBytes * 2),
       '--nbd-address', `127.0.0.1:${ports.nbd}`, '--port', String(ports.http), '--peer-address', `ws://127.0.0.1:${ports.peer}`, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] })
     children.push(child)
@@ -154,7 +158,7 @@ async function startBenchCluster(name, replication) {
     leaseTtl: CLUSTER_LEASE_TTL_S,
     logLevel: 'info', // not warn: startCluster waits for "torusd ready", logged at info (lifecycle only)
     dir: path.join(work, name),
-    ...(profDir === undefined ? {} : { execArgv: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] }),
+    execArgv: [...nodeFlags, ...(profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`])],
   })
   const ctl = await cluster.torusctl('volume', 'create-block', 'bench', String(sizeBytes))
   if (ctl.code !== 0) {

@@ -25,7 +25,10 @@ export interface ClusterOptions {
   /** Extra torusd arguments for every node, and per node index. */
   torusdArgs?: string[]
   nodeArgs?: Record<number, string[]>
-  /** Node.js flags for every torusd, before its script (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+  /**
+   * Node.js flags for every torusd, before its script (e.g. `--cpu-prof`, which NODE_OPTIONS refuses).
+   * Default: TORUSD_NODE_FLAGS (what bin/torusd uses); include them when adding flags.
+   */
   execArgv?: string[]
   /** Extra environment for torusd and torusctl. */
   env?: Record<string, string>
@@ -124,6 +127,8 @@ export const DEFAULTS: Readonly<Required<Pick<ClusterOptions, 'nodes' | 'size' |
 export const DEFAULT_DIR: string
 export const TORUSD_BIN: string
 export const TORUSCTL_MAIN: string
+/** `['--single-threaded-gc']`: the Node.js flags bin/torusd runs torusd with. */
+export const TORUSD_NODE_FLAGS: readonly string[]
 
 /** Starts etcd, runs `torusctl init`, starts the nodes and waits until each is ready; tears down and rejects on failure. */
 export function startCluster(options?: ClusterOptions): Promise<Cluster>

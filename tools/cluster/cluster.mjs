@@ -17,6 +17,8 @@ import { fileURLToPath } from 'node:url'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const TORUSD_BIN = path.join(root, 'apps/torusd/bin/torusd.cjs')
+/** Node.js flags torusd runs with, as bin/torusd and torusd.cjs's shebang give them (see torusd.cjs). */
+export const TORUSD_NODE_FLAGS = Object.freeze(['--single-threaded-gc'])
 export const TORUSCTL_MAIN = path.join(root, 'apps/torusctl/dist/main.js')
 const TORUSD_MAIN = path.join(root, 'apps/torusd/dist/main.js')
 const STATE_FILE = 'cluster.json'
@@ -125,7 +127,7 @@ class Cluster {
         leaseTtl: o.leaseTtl,
         logLevel: o.logLevel,
         extraArgs: [...(o.torusdArgs ?? []), ...(o.nodeArgs?.[i] ?? [])],
-        execArgv: o.execArgv ?? [],
+        execArgv: o.execArgv ?? [...TORUSD_NODE_FLAGS],
         detached: o.detached,
         readyTimeoutMs: o.readyTimeoutMs,
         env: o.env,

@@ -81,7 +81,7 @@ describe.skipIf(!haveTools)('torusblk nbdserver against a 3-node cluster (needs 
     const env: NodeJS.ProcessEnv = { ...process.env, HOME: dirs.home, TMPDIR: dirs.tmp }
     for (const k of Object.keys(env)) if (k.startsWith('TORUS_')) delete env[k]
     const args = ['nbdserver', '-C', cluster.etcd.endpoint, '--etcd-prefix', cluster.prefix, '--cluster-secret-file', cluster.secretFile, '--nbd-address', `127.0.0.1:${port}`, ...extra]
-    const service = new Service(process.execPath, [TORUSBLK_MAIN, ...args], { cwd: dirs.cwd, env })
+    const service = new Service(process.execPath, ['--single-threaded-gc', TORUSBLK_MAIN, ...args], { cwd: dirs.cwd, env })
     const ready = JSON.parse(await service.waitFor(/"msg":"nbdserver ready"/, 30_000)) as { address: string; gateway: string }
     expect(ready.address).toBe(`127.0.0.1:${port}`)
     const starting = JSON.parse(await service.waitFor(/"msg":"starting"/)) as { holder: string }

@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   }
 
   const logger = createJsonLogger({ level: config.logLevel, write: (line) => process.stderr.write(line), fields: { app: 'torusd' } })
-  logger.info('torusd starting', { version: VERSION, node: process.version, ioThreads: Number(process.env.UV_THREADPOOL_SIZE ?? 4) })
+  logger.info('torusd starting', { version: VERSION, node: process.version, ioThreads: Number(process.env.UV_THREADPOOL_SIZE ?? 4), gc: gcMode() })
   const daemon = new Daemon(config, logger)
   installSignalHandlers(daemon, logger)
   try {
@@ -122,3 +122,8 @@ main().catch((err: unknown) => {
   process.stderr.write(`torusd: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
   process.exit(1)
 })
+
+/** How V8 collects garbage in this process; bin/torusd and torusd.cjs's shebang pick single-threaded (see docs/configuration.md). */
+function gcMode(): 'single-threaded' | 'parallel' {
+  return process.execArgv.includes('--single-threaded-gc') ? 'single-threaded' : 'parallel'
+}

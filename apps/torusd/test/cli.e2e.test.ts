@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { freePort, hasCommand, run, Service } from '@torus/testing'
-import { canRun, HAVE_PYTHON_LIBNBD, TORUSCTL_MAIN, TORUSD_MAIN, Torusd } from './helpers/torusd.js'
+import { canRun, HAVE_PYTHON_LIBNBD, TORUSCTL_MAIN, TORUSD_LAUNCHER, TORUSD_MAIN, Torusd } from './helpers/torusd.js'
 
 let d: Torusd
 
@@ -216,6 +216,22 @@ describe('torusd', () => {
     const r = await run(process.execPath, [TORUSD_MAIN, '--data-dir', d.dataDir, '--nbd-address', '127.0.0.1:0', '--port', '0', '--peer-address', 'ws://127.0.0.1:0'], { timeoutMs: 20_000 })
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(new RegExp(`in use by another torusd \\(pid ${d.service!.pid}\\)`))
+  })
+
+  it('runs with single-threaded GC from bin/torusd and from torusd.cjs itself, and with V8\'s default when TORUS_NODE_FLAGS is empty', async () => {
+    // Each start is refused (the data dir is in use) right after its "torusd starting" line.
+    const args = ['--data-dir', d.dataDir, '--nbd-address', '127.0.0.1:0', '--port', '0', '--peer-address', 'ws://127.0.0.1:0']
+    const gcOf = async (cmd: string, env: NodeJS.ProcessEnv): Promise<unknown> => {
+      const r = await run(cmd, args, { timeoutMs: 20_000, env })
+      expect(r.code, r.stderr).toBe(1)
+      const line = r.stderr.split('\n').find((l) => l.includes('"msg":"torusd starting"'))
+      expect(line, r.stderr).toBeDefined()
+      return (JSON.parse(line!) as { gc?: unknown }).gc
+    }
+    const { TORUS_NODE_FLAGS: _, ...env } = process.env
+    expect(await gcOf(TORUSD_LAUNCHER, env)).toBe('single-threaded')
+    expect(await gcOf(TORUSD_MAIN, env)).toBe('single-threaded') // the shebang
+    expect(await gcOf(TORUSD_LAUNCHER, { ...env, TORUS_NODE_FLAGS: '' })).toBe('parallel')
   })
 
   it('exits 2 with a clear message on bad flags', async () => {

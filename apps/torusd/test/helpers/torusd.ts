@@ -7,6 +7,10 @@ import { freePort, run, Service, type RunResult } from '@torus/testing'
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..')
 export const TORUSD_MAIN = path.join(root, 'apps/torusd/bin/torusd.cjs')
 export const TORUSCTL_MAIN = path.join(root, 'apps/torusctl/dist/main.js')
+/** bin/torusd, the launcher users run (it adds TORUSD_NODE_FLAGS). */
+export const TORUSD_LAUNCHER = path.join(root, 'bin/torusd')
+/** The Node.js flags bin/torusd gives torusd; long-running test daemons get them too. */
+export const TORUSD_NODE_FLAGS = ['--single-threaded-gc']
 
 /** The daemon tests run the built apps, exactly what bin/ runs. */
 export function assertBuilt(): void {
@@ -57,7 +61,7 @@ export class Torusd {
   /** Starts (again) on the same data dir and ports; resolves when it logs "torusd ready". */
   async restart(): Promise<void> {
     if (this.service?.running === true) throw new Error('torusd is still running')
-    this.service = new Service(process.execPath, [TORUSD_MAIN, ...this.args()], {
+    this.service = new Service(process.execPath, [...TORUSD_NODE_FLAGS, TORUSD_MAIN, ...this.args()], {
       env: { ...process.env, ...this.options.env },
     })
     await this.service.waitFor(/"msg":"torusd ready"/, 30_000)
