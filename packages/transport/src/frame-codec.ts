@@ -30,7 +30,9 @@
  * MessagePack is msgpackr with records off (maps stay maps) and `int64AsType: 'auto'`. Byte
  * strings travel as `bin` and decode as Buffer views into the frame: no copy. Encoding copies
  * each body once (into msgpackr's output buffer, which the header is written in front of via
- * RESERVE_START_SPACE, so header and body are one allocation-free contiguous frame).
+ * RESERVE_START_SPACE, so header and body are one allocation-free contiguous frame). Given a
+ * FrameBufferPool, a body with 64 KiB or more of byte strings is packed into a reused buffer
+ * instead of fresh memory (frame-pool.ts says why and who releases it).
  *
  * Decoding validates everything: header, type, id rules, method, that the body is exactly one
  * MessagePack value, that it holds only TransportValue types (extensions such as Date, Set or
@@ -41,6 +43,7 @@
  */
 import { Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr'
 import { TorusError, isTorusErrorCode, type TorusErrorCode, type TransportValue } from '@torus/core'
+import type { FrameBufferPool } from './frame-pool.js'
 
 export const PROTOCOL_VERSION = 1
 
@@ -113,18 +116,23 @@ export function isValidId(id: unknown): id is string {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
-/** REQUEST frame. `method` must satisfy {@link isValidMethod}; `body` is checked here (TypeError). */
-export function encodeRequest(id: number, method: string, body: TransportValue): Uint8Array {
+/**
+ * REQUEST frame. `method` must satisfy {@link isValidMethod}; `body` is checked here (TypeError).
+ * With `pool`, a body carrying {@link POOLED_BYTES_MIN} or more bytes is packed into a buffer from
+ * it; whoever sends the frame releases it (see frame-pool.ts).
+ */
+export function encodeRequest(id: number, method: string, body: TransportValue, pool?: FrameBufferPool): Uint8Array {
   const m = method.length
-  const frame = packBody(body, HEADER_BYTES + 1 + m)
+  const frame = packBody(body, HEADER_BYTES + 1 + m, pool)
   writeHeader(frame, FrameType.REQUEST, id)
   frame[HEADER_BYTES] = m
   for (let i = 0; i < m; i++) frame[HEADER_BYTES + 1 + i] = method.charCodeAt(i)
   return frame
 }
 
-export function encodeReply(id: number, body: TransportValue): Uint8Array {
-  const frame = packBody(body, HEADER_BYTES)
+/** REPLY frame; `pool` as for {@link encodeRequest}. */
+export function encodeReply(id: number, body: TransportValue, pool?: FrameBufferPool): Uint8Array {
+  const frame = packBody(body, HEADER_BYTES, pool)
   writeHeader(frame, FrameType.REPLY, id)
   return frame
 }
@@ -163,13 +171,51 @@ export function encodeHelloOk(proof: Uint8Array): Uint8Array {
   return frame
 }
 
-function packBody(body: TransportValue, headerBytes: number): Uint8Array {
+/** Bodies whose top-level byte strings add up to this much are packed into a pooled buffer. */
+export const POOLED_BYTES_MIN = 64 * 1024
+// Room for the header, method and a body's other fields beside its byte strings. A body that
+// needs more still encodes: msgpackr moves to a buffer of its own and the pooled one goes back.
+const POOLED_SLACK_BYTES = 16 * 1024
+// After a pooled pack msgpackr's output buffer must be one we never lend: its position and buffer
+// are module-wide state shared by every Packr, and the next plain pack would otherwise continue
+// inside the pooled buffer, which is reused as soon as its frame is written.
+const FRESH_TARGET_BYTES = 8 * 1024
+
+function packBody(body: TransportValue, headerBytes: number, pool?: FrameBufferPool): Uint8Array {
   if (!isTransportValue(body, 0)) throw new TypeError('body is not a TransportValue (plain data, Uint8Array for bytes, at most 32 levels deep)')
-  try {
-    return packr.pack(body, RESERVE_START_SPACE | headerBytes)
-  } catch (err) {
-    throw new TypeError(`body cannot be encoded: ${(err as Error).message}`)
+  const bytes = pool === undefined ? 0 : topLevelBytes(body)
+  if (bytes < POOLED_BYTES_MIN) {
+    try {
+      return packr.pack(body, RESERVE_START_SPACE | headerBytes)
+    } catch (err) {
+      throw new TypeError(`body cannot be encoded: ${(err as Error).message}`)
+    }
   }
+  const buf = pool!.acquire(bytes + headerBytes + POOLED_SLACK_BYTES)
+  let frame: Uint8Array
+  try {
+    packr.useBuffer(buf)
+    frame = packr.pack(body, RESERVE_START_SPACE | headerBytes)
+  } catch (err) {
+    pool!.release(buf)
+    throw new TypeError(`body cannot be encoded: ${(err as Error).message}`)
+  } finally {
+    packr.useBuffer(Buffer.allocUnsafeSlow(FRESH_TARGET_BYTES))
+  }
+  if (frame.buffer !== buf.buffer) pool!.release(buf) // outgrew it: msgpackr copied to its own
+  return frame
+}
+
+/** Sum of the byte strings directly in `body` (a map's values, or `body` itself). */
+function topLevelBytes(body: TransportValue): number {
+  if (body instanceof Uint8Array) return body.byteLength
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return 0
+  let n = 0
+  for (const key in body) {
+    const v = (body as Record<string, unknown>)[key]
+    if (v instanceof Uint8Array) n += v.byteLength
+  }
+  return n
 }
 
 function writeHeader(frame: Uint8Array, type: FrameType, id: number): void {

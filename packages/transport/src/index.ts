@@ -41,10 +41,12 @@ export {
   isTransportValue,
   isValidMethod,
   METHOD_BYTES_MAX,
+  POOLED_BYTES_MIN,
   PROTOCOL_VERSION,
   type ChallengeBody,
   type ErrorBody,
   type Frame,
   type HelloBody,
 } from './frame-codec.js'
+export { FrameBufferPool, FRAME_POOL_GRANULE } from './frame-pool.js'
 export { ClientHandshake, ServerHandshake, computeProof, type HandshakeIdentity, type HandshakeResult, type HandshakeStep } from './handshake.js'

@@ -21,11 +21,17 @@
  */
 import { TorusError, isTorusError, type Clock, type Logger, type RequestContext, type RequestHandler, type Timer, type TransportPeer, type TransportValue } from '@torus/core'
 import { decodeFrame, encodeError, encodeReply, encodeRequest, FrameType, REQUEST_ID_MAX, type ErrorBody, type Frame } from './frame-codec.js'
+import type { FrameBufferPool } from './frame-pool.js'
 import { ClientHandshake, ServerHandshake, type HandshakeIdentity, type HandshakeResult } from './handshake.js'
 
 /** A bidirectional channel of whole frames; implemented over a WebSocket and in memory. */
 export interface FramePipe {
   send(frame: Uint8Array): void
+  /**
+   * Set by pipes that copy a frame out and let go of it once written (ws): the session encodes
+   * large frames into its buffers and `send` releases them after the write (frame-pool.ts).
+   */
+  readonly framePool?: FrameBufferPool
   /** Bytes sent but not yet handed to the network (ws `bufferedAmount`). */
   readonly bufferedBytes: number
   /** Stop delivering frames (the socket stops reading) until `resume()`. */
@@ -198,15 +204,18 @@ export class Session implements FrameSink {
   request(method: string, body: TransportValue, timeoutMs: number, signal: AbortSignal | undefined): Promise<TransportValue> {
     if (signal?.aborted === true) return Promise.reject(new TorusError('TORUS_ABORTED', 'request aborted', { cause: signal.reason }))
     const id = this.#allocateId()
-    const frame = encodeRequest(id, method, body)
+    const pool = this.#pipe!.framePool
+    const frame = encodeRequest(id, method, body, pool)
     const remoteMax = this.#remote!.maxFrameBytes
     if (frame.byteLength > remoteMax) {
+      pool?.release(frame)
       return Promise.reject(
         new TorusError('TORUS_INVALID_ARGUMENT', 'request is larger than the peer accepts', { details: { method, frameBytes: frame.byteLength, maxFrameBytes: remoteMax } }),
       )
     }
     const direct = this.#queueHead === this.#queue.length && this.#hasRoom(frame.byteLength)
     if (!direct && this.#queuedBytes + frame.byteLength > this.#config.maxQueuedBytes) {
+      pool?.release(frame)
       return Promise.reject(
         new TorusError('TORUS_UNAVAILABLE', 'peer is not keeping up: send queue full', {
           details: { reason: 'backpressure', method, queuedBytes: this.#queuedBytes, maxQueuedBytes: this.#config.maxQueuedBytes },
@@ -248,6 +257,7 @@ export class Session implements FrameSink {
     if (p.frame !== undefined) {
       // Still queued: it will never be sent.
       this.#queuedBytes -= p.frame.byteLength
+      this.#pipe?.framePool?.release(p.frame)
       p.frame = undefined
     }
     p.signal?.removeEventListener('abort', p)
@@ -424,12 +434,13 @@ export class Session implements FrameSink {
     try {
       const result = await handler(body, this.#context!)
       if (this.#state === 'closed') return
-      reply = encodeReply(id, result)
+      reply = encodeReply(id, result, this.#pipe?.framePool)
     } catch (err) {
       if (this.#state === 'closed') return
       reply = encodeError(id, this.#errorBody(err, method))
     }
     if (reply.byteLength > this.#remote!.maxFrameBytes) {
+      this.#pipe?.framePool?.release(reply)
       reply = encodeError(id, { code: 'TORUS_INVALID_ARGUMENT', message: 'reply is larger than the peer accepts', details: { method, frameBytes: reply.byteLength } })
     }
     this.#sendReply(reply)

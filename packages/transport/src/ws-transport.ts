@@ -23,6 +23,7 @@ import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import { TorusError, type Clock, type Timer, type TransportOptions } from '@torus/core'
 import { AbstractTransport } from './abstract-transport.js'
+import { FrameBufferPool } from './frame-pool.js'
 import { CloseCode, type FramePipe, type FrameSink } from './session.js'
 
 export const WS_SUBPROTOCOL = 'torus-transport.v1'
@@ -49,6 +50,7 @@ const zeroMask = (mask: Uint8Array): void => {
 
 /** One WebSocket as a {@link FramePipe}. */
 class WsPipe implements FramePipe {
+  readonly framePool: FrameBufferPool
   readonly #ws: WebSocket
   readonly #socket: Socket | undefined
   #corked = false
@@ -72,7 +74,8 @@ class WsPipe implements FramePipe {
     this.#socket!.uncork()
   }
 
-  constructor(ws: WebSocket, socket: Socket | undefined, sink: FrameSink, clock: Clock, keepAliveMs: number, onDone: (pipe: WsPipe) => void) {
+  constructor(ws: WebSocket, socket: Socket | undefined, sink: FrameSink, clock: Clock, keepAliveMs: number, framePool: FrameBufferPool, onDone: (pipe: WsPipe) => void) {
+    this.framePool = framePool
     this.#ws = ws
     this.#socket = socket
     this.#sink = sink
@@ -124,7 +127,16 @@ class WsPipe implements FramePipe {
       this.#socket.cork()
       process.nextTick(this.#uncork)
     }
-    this.#ws.send(frame, SEND_OPTIONS, this.#onWritten)
+    if (!this.framePool.owns(frame)) {
+      this.#ws.send(frame, SEND_OPTIONS, this.#onWritten)
+      return
+    }
+    // ws calls back once the socket wrote the frame (or with an error when it never will):
+    // only then may the buffer carry another frame.
+    this.#ws.send(frame, SEND_OPTIONS, (err) => {
+      this.framePool.release(frame)
+      this.#onWritten(err)
+    })
   }
 
   get bufferedBytes(): number {
@@ -182,6 +194,8 @@ export class WsTransport extends AbstractTransport {
   readonly #shared: http.Server | undefined
   #upgradeListener: ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined
   readonly #pipes = new Set<WsPipe>()
+  /** Output buffers for large frames, shared by this transport's connections (frame-pool.ts). */
+  readonly #framePool = new FrameBufferPool()
   readonly #pipeDone = (pipe: WsPipe): void => {
     this.#pipes.delete(pipe)
   }
@@ -268,7 +282,7 @@ export class WsTransport extends AbstractTransport {
         ws.terminate()
         return
       }
-      const pipe = new WsPipe(ws, socket as Socket, session, this.options.clock, this.#keepAliveMs, this.#pipeDone)
+      const pipe = new WsPipe(ws, socket as Socket, session, this.options.clock, this.#keepAliveMs, this.#framePool, this.#pipeDone)
       this.#pipes.add(pipe)
       session.start(pipe)
     })
@@ -309,7 +323,7 @@ export class WsTransport extends AbstractTransport {
         if (settled) return
         settled = true
         signal.removeEventListener('abort', onAbort)
-        const pipe = new WsPipe(ws, socket, sink, options.clock, this.#keepAliveMs, this.#pipeDone)
+        const pipe = new WsPipe(ws, socket, sink, options.clock, this.#keepAliveMs, this.#framePool, this.#pipeDone)
         this.#pipes.add(pipe)
         resolve(pipe)
       })

@@ -350,6 +350,39 @@ describe('WsTransport: backpressure', () => {
   })
 })
 
+describe('WsTransport: pooled frame buffers', () => {
+  it('delivers every byte of many large requests and replies in flight at once, mixed with small ones, while buffers are reused', async () => {
+    // Large frames go out through reused buffers (frame-pool.ts); a buffer released before its
+    // frame was written would show up here as a corrupted echo.
+    const s = await server({}, {
+      echo: (b) => {
+        const { bytes, tag } = b as { bytes: Uint8Array; tag: number }
+        return { tag, bytes: Buffer.from(bytes) } // copied: the request's view dies with its frame
+      },
+    })
+    const client = transport({ peerId: CLIENT_ID })
+    const connection = await client.connect(s.address)
+    const payload = (tag: number, n: number): Uint8Array => {
+      const b = new Uint8Array(n)
+      for (let i = 0; i < n; i += 4) b[i] = (tag * 131 + i) & 0xff
+      b[n - 1] = tag & 0xff
+      return b
+    }
+    for (let round = 0; round < 4; round++) {
+      const sizes = Array.from({ length: 48 }, (_, i) => 64 * KiB + ((i * 37 + round * 11) % 9) * 56 * KiB)
+      const pending = sizes.map(async (n, i) => {
+        const tag = round * 1000 + i
+        const reply = (await connection.request('echo', { tag, bytes: payload(tag, n) })) as { tag: number; bytes: Uint8Array }
+        expect(reply.tag).toBe(tag)
+        expect(Buffer.from(reply.bytes).equals(Buffer.from(payload(tag, n))), `tag ${tag}`).toBe(true)
+      })
+      const small = Array.from({ length: 48 }, () => connection.request('ping', null))
+      await Promise.all([...pending, ...small])
+      expect(await Promise.all(small)).toEqual(Array(48).fill('pong'))
+    }
+  })
+})
+
 describe('WsTransport: options', () => {
   it('works with random masks (maskFrames) for large and small frames', async () => {
     const s = await server({}, { echo: (b) => b })
