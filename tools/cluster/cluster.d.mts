@@ -122,6 +122,8 @@ export interface Cluster {
 }
 
 export class ClusterError extends Error {}
+/** A bad option or command (the CLI exits 2). */
+export class UsageError extends ClusterError {}
 
 export const DEFAULTS: Readonly<Required<Pick<ClusterOptions, 'nodes' | 'size' | 'replication' | 'ringType' | 'leaseTtl' | 'prefix' | 'logLevel' | 'readyTimeoutMs' | 'graceMs'>>>
 export const DEFAULT_DIR: string

@@ -43,6 +43,11 @@ export class ClusterError extends Error {
   name = 'ClusterError'
 }
 
+/** A bad option or command: the CLI exits 2 for it, like torusd and torusctl. */
+export class UsageError extends ClusterError {
+  name = 'UsageError'
+}
+
 // ---------------------------------------------------------------------------------------------
 // Module API
 
@@ -512,10 +517,10 @@ function assertBuilt(needTorusd) {
 }
 
 function validate(o) {
-  if (!Number.isInteger(o.nodes) || o.nodes < 0 || o.nodes > 64) throw new ClusterError(`--nodes must be an integer from 0 to 64, got ${o.nodes}`)
-  if (!Number.isInteger(o.replication) || o.replication < 1) throw new ClusterError(`--replication must be a positive integer, got ${o.replication}`)
-  if (!Number.isFinite(o.leaseTtl) || o.leaseTtl < 1) throw new ClusterError(`--lease-ttl must be at least 1 (seconds), got ${o.leaseTtl}`)
-  if (typeof o.prefix !== 'string' || o.prefix === '') throw new ClusterError('--prefix must not be empty')
+  if (!Number.isInteger(o.nodes) || o.nodes < 0 || o.nodes > 64) throw new UsageError(`--nodes must be an integer from 0 to 64, got ${o.nodes}`)
+  if (!Number.isInteger(o.replication) || o.replication < 1) throw new UsageError(`--replication must be a positive integer, got ${o.replication}`)
+  if (!Number.isFinite(o.leaseTtl) || o.leaseTtl < 1) throw new UsageError(`--lease-ttl must be at least 1 (seconds), got ${o.leaseTtl}`)
+  if (typeof o.prefix !== 'string' || o.prefix === '') throw new UsageError('--prefix must not be empty')
   o.init = o.init !== false
 }
 
@@ -698,18 +703,18 @@ function parseCli(argv) {
     }
     let [name, value] = a.slice(2).split(/=(.*)/s, 2)
     const kind = FLAGS[name]
-    if (kind === undefined) throw new ClusterError(`unknown option --${name} (see --help)`)
+    if (kind === undefined) throw new UsageError(`unknown option --${name} (see --help)`)
     if (kind === 'bool') {
       out[name] = true
       continue
     }
     if (value === undefined) {
       value = argv[++i]
-      if (value === undefined) throw new ClusterError(`--${name} needs a value`)
+      if (value === undefined) throw new UsageError(`--${name} needs a value`)
     }
     if (kind !== 'string') {
       const n = Number(value)
-      if (!Number.isFinite(n) || (kind === 'int' && !Number.isInteger(n))) throw new ClusterError(`--${name} must be ${kind === 'int' ? 'an integer' : 'a number'}, got ${JSON.stringify(value)}`)
+      if (!Number.isFinite(n) || (kind === 'int' && !Number.isInteger(n))) throw new UsageError(`--${name} must be ${kind === 'int' ? 'an integer' : 'a number'}, got ${JSON.stringify(value)}`)
       value = n
     }
     out[name] = value
@@ -747,7 +752,7 @@ async function cli(argv) {
     process.stdout.write(HELP)
     return command === undefined && !args.help ? 2 : 0
   }
-  if (args._.length > 1) throw new ClusterError(`unexpected argument ${args._[1]} (see --help)`)
+  if (args._.length > 1) throw new UsageError(`unexpected argument ${args._[1]} (see --help)`)
   const dir = path.resolve(args.dir ?? DEFAULT_DIR)
   const graceMs = (args.grace ?? DEFAULTS.graceMs / 1000) * 1000
   const log = (s) => process.stderr.write(`cluster: ${s}\n`)
@@ -823,7 +828,7 @@ async function cli(argv) {
       return 0
     }
     default:
-      throw new ClusterError(`unknown command ${command} (up, status, down; see --help)`)
+      throw new UsageError(`unknown command ${command} (up, status, down; see --help)`)
   }
 }
 
@@ -832,7 +837,7 @@ if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLTo
     (code) => process.exit(code),
     (err) => {
       process.stderr.write(`cluster: ${err instanceof ClusterError ? err.message : (err?.stack ?? String(err))}\n`)
-      process.exit(1)
+      process.exit(err instanceof UsageError ? 2 : 1)
     },
   )
 }

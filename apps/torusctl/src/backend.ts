@@ -18,6 +18,8 @@ export interface InitRequest {
 export interface ClusterBackend {
   /** Where this backend points, as the user wrote it (for messages). */
   readonly endpoint: string
+  /** The etcd key prefix, for backends that have one (messages name it). */
+  readonly prefix?: string | undefined
   /** `undefined` when the cluster has not been initialised. */
   getCluster(): Promise<ClusterConfig | undefined>
   /** Writes the cluster config once; TORUS_ALREADY_EXISTS when there is one (nothing changes). */

@@ -43,5 +43,5 @@ export async function connect(endpoint: Endpoint, options: ConnectOptions): Prom
     }
     throw err
   }
-  return new MetadataBackend(store, { endpoint: endpoint.hosts.join(',') })
+  return new MetadataBackend(store, { endpoint: endpoint.hosts.join(','), prefix: options.etcdPrefix })
 }

@@ -12,6 +12,8 @@ export const CLUSTER_DEFAULTS = Object.freeze({
 export interface MetadataBackendOptions {
   /** The endpoint as the user wrote it, for messages. */
   endpoint: string
+  /** The store's key prefix, for messages (a wrong --etcd-prefix looks like a missing cluster). */
+  prefix?: string
   /** What the store talks to, for "cannot reach … at …" messages. Default `etcd`. */
   serviceName?: string
   /** Time source for `createdAt`. Default `Date.now`. */
@@ -27,6 +29,7 @@ export interface MetadataBackendOptions {
  */
 export class MetadataBackend implements ClusterBackend {
   readonly endpoint: string
+  readonly prefix: string | undefined
   readonly #store: MetadataStore
   readonly #serviceName: string
   readonly #now: () => number
@@ -35,6 +38,7 @@ export class MetadataBackend implements ClusterBackend {
   constructor(store: MetadataStore, options: MetadataBackendOptions) {
     this.#store = store
     this.endpoint = options.endpoint
+    this.prefix = options.prefix
     this.#serviceName = options.serviceName ?? 'etcd'
     this.#now = options.now ?? Date.now
     this.#onClose = options.onClose
@@ -59,7 +63,12 @@ export class MetadataBackend implements ClusterBackend {
   }
 
   listVolumes(): Promise<VolumeInfo[]> {
-    return this.#call(() => this.#store.listVolumes())
+    // An empty list would hide a wrong -C or --etcd-prefix: say there is no cluster instead.
+    return this.#call(async () => {
+      const [cluster, volumes] = await Promise.all([this.#store.getClusterConfig(), this.#store.listVolumes()])
+      if (cluster === undefined) throw new TorusError('TORUS_NOT_INITIALIZED', 'cluster is not initialised')
+      return volumes
+    })
   }
 
   createVolume(name: string, sizeBytes: number): Promise<VolumeInfo> {
@@ -81,7 +90,7 @@ export class MetadataBackend implements ClusterBackend {
   getRing(): Promise<RingDescriptor> {
     return this.#call(async () => {
       const ring = await this.#store.getRing()
-      if (ring === undefined) throw notInitialised()
+      if (ring === undefined) throw notInitialised(this)
       return ring
     })
   }
@@ -106,14 +115,19 @@ export class MetadataBackend implements ClusterBackend {
     try {
       return await fn()
     } catch (err) {
-      if (isTorusError(err, 'TORUS_NOT_INITIALIZED')) throw notInitialised()
+      if (isTorusError(err, 'TORUS_NOT_INITIALIZED')) throw notInitialised(this)
       throw unreachable(err, this.#serviceName, this.endpoint) ?? err
     }
   }
 }
 
-function notInitialised(): TorusError {
-  return new TorusError('TORUS_NOT_INITIALIZED', 'cluster is not initialised; run torusctl init')
+/** The error for a backend whose cluster has no config, naming where torusctl looked. */
+export function notInitialised(backend: Pick<ClusterBackend, 'endpoint' | 'prefix'>): TorusError {
+  if (backend.prefix === undefined) return new TorusError('TORUS_NOT_INITIALIZED', 'cluster is not initialised; run torusctl init')
+  return new TorusError(
+    'TORUS_NOT_INITIALIZED',
+    `no Torus cluster in etcd ${backend.endpoint} under prefix ${backend.prefix}; run \`torusctl -C ${backend.endpoint} --etcd-prefix ${backend.prefix} init\` first, or check -C and --etcd-prefix`,
+  )
 }
 
 /**

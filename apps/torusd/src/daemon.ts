@@ -315,7 +315,7 @@ export class Daemon {
     if (!config.debugInit) {
       throw new TorusError(
         'TORUS_NOT_INITIALIZED',
-        `no Torus cluster in ${where}; run \`torusctl -C ${config.etcd![0]} init\` first, or start torusd with --debug-init (DEBUG_INIT=1) to initialise one with defaults`,
+        `no Torus cluster in ${where}; run \`torusctl -C ${config.etcd![0]} --etcd-prefix ${config.etcdPrefix} init\` first, check --etcd and --etcd-prefix, or start torusd with --debug-init (DEBUG_INIT=1) to initialise one with defaults`,
       )
     }
     const fresh: ClusterConfig = { blockSizeBytes: config.blockSizeBytes, replication: 2, ringType: 'ketama', createdAt: new Date().toISOString() }

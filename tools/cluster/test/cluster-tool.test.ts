@@ -161,6 +161,16 @@ describe.skipIf(!haveEtcd)('tools/cluster CLI (needs etcd)', () => {
     expect(fs.existsSync(dir)).toBe(false)
   })
 
+  it('exits 2 on a bad option or command, before starting anything', async () => {
+    for (const args of [['up', '--nodes', 'abc'], ['up', '--bogus'], ['sideways'], ['up', '--replication', '0']]) {
+      const dir = newDir()
+      const r = await cli(...args, '--dir', dir)
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
+      expect(r.stderr).toMatch(/^cluster: /)
+      expect(fs.existsSync(dir)).toBe(false)
+    }
+  })
+
   it('up refuses a non-empty --dir it did not create', async () => {
     const dir = newDir()
     fs.mkdirSync(dir, { recursive: true })

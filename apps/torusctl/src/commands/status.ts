@@ -1,5 +1,6 @@
-import { formatSize, TorusError } from '@torus/core'
+import { formatSize } from '@torus/core'
 import type { ClusterBackend } from '../backend.js'
+import { notInitialised } from '../metadata-backend.js'
 import type { DaemonStatus } from '../client.js'
 import { renderJson, renderTable, type CommandContext } from '../output.js'
 import { describeCluster } from './init.js'
@@ -29,7 +30,7 @@ function daemonStatus(s: DaemonStatus, ctx: CommandContext): string {
 
 async function clusterSummary(backend: ClusterBackend, ctx: CommandContext): Promise<string> {
   const cluster = await backend.getCluster()
-  if (cluster === undefined) throw new TorusError('TORUS_NOT_INITIALIZED', `cluster at ${backend.endpoint} is not initialised; run torusctl init`)
+  if (cluster === undefined) throw notInitialised(backend)
   const [ring, peers, volumes] = await Promise.all([backend.getRing(), backend.listPeers(), backend.listVolumes()])
   const alive = peers.filter((p) => p.alive).length
   if (ctx.output === 'json') {
