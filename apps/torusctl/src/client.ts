@@ -113,9 +113,13 @@ export class TorusClient {
     const e = (json as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error
     const message = typeof e?.message === 'string' ? e.message : `HTTP ${status}`
     const details = typeof e?.details === 'object' && e.details !== null ? (e.details as Record<string, unknown>) : undefined
-    // The router's answer for a path it does not know: a torusd older than this torusctl.
+    // The router's answer for a path it does not know: torusd's HTTP port (--port, which serves
+    // /healthz, /metrics and /api/v1/status) rather than its peer address, or an older torusd.
     if (status === 404 && message.startsWith('no such endpoint')) {
-      return new TorusError('TORUS_NOT_SUPPORTED', `the torusd at ${this.endpoint.raw} does not serve ${path}; it is older than this torusctl`)
+      return new TorusError(
+        'TORUS_NOT_SUPPORTED',
+        `the torusd at ${this.endpoint.raw} does not serve ${path}: point -C at its peer address (--peer-address; the HTTP --port is for health and metrics), or it is older than this torusctl`,
+      )
     }
     const code = isTorusErrorCode(e?.code) ? e.code : 'TORUS_PROTOCOL'
     return new TorusError(code, message, details === undefined ? {} : { details })
@@ -124,7 +128,15 @@ export class TorusClient {
   #unreachable(err: Error): TorusError {
     const code = (err as NodeJS.ErrnoException).code
     const why =
-      code === 'ECONNREFUSED' ? 'connection refused' : code === 'ETIMEDOUT' ? `no answer in ${this.timeoutMs / 1000}s` : code === 'ENOTFOUND' ? 'unknown host' : (code ?? err.message)
+      code === 'ECONNREFUSED'
+        ? 'connection refused'
+        : code === 'ETIMEDOUT'
+          ? `no answer in ${this.timeoutMs / 1000}s`
+          : code === 'ENOTFOUND'
+            ? 'unknown host'
+            : code?.startsWith('HPE_') === true
+              ? 'it does not speak HTTP; an NBD port?' // llhttp's parse errors: something else listens there
+              : (code ?? err.message)
     return new TorusError('TORUS_UNAVAILABLE', `cannot reach torusd at ${this.endpoint.raw} (${why}); is torusd running? Set -C/--endpoint or TORUS_ENDPOINT`, { cause: err })
   }
 }

@@ -4,7 +4,7 @@
 // TORUS_CONFLICT (and the CAS loop retries), error bodies keep their code and message, and a
 // torusd that lacks a route is reported as too old.
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isTorusError, type RingDescriptor } from '@torus/core'
 import { TorusClient } from '../src/client.js'
@@ -103,13 +103,34 @@ describe('HttpBackend over the control API', () => {
     await expect(backend.getRing()).rejects.toMatchObject({ code: 'TORUS_PROTOCOL', message: expect.stringMatching(/sent a malformed ring: .*version must be a non-negative integer/) })
   })
 
-  it('calls a torusd without the route too old, instead of "not found"', async () => {
+  it('says a torusd without the route is its HTTP port or too old, instead of "not found"', async () => {
     // /v1/status is not served by this test server: the router's 404 reply.
-    await expect(backend.client.status()).rejects.toMatchObject({ code: 'TORUS_NOT_SUPPORTED', message: expect.stringMatching(/does not serve \/v1\/status; it is older than this torusctl/) })
+    await expect(backend.client.status()).rejects.toMatchObject({ code: 'TORUS_NOT_SUPPORTED', message: expect.stringMatching(/does not serve \/v1\/status: point -C at its peer address \(--peer-address; .*\), or it is older than this torusctl/) })
   })
 
   it('reports an unreachable torusd as TORUS_UNAVAILABLE', async () => {
     const gone = new HttpBackend(new TorusClient(parseEndpoint('torus://127.0.0.1:1') as TorusEndpoint))
     await expect(gone.listPeers()).rejects.toMatchObject({ code: 'TORUS_UNAVAILABLE', message: expect.stringMatching(/^cannot reach torusd at torus:\/\/127\.0\.0\.1:1 \(connection refused\)/) })
+  })
+
+  it('says a port that does not speak HTTP (an NBD listener) is the wrong one, not an llhttp code', async () => {
+    // An NBD server greets first with its magic; torusctl's HTTP parser then fails on it.
+    const sockets: net.Socket[] = []
+    const nbdLike = net.createServer((socket) => {
+      sockets.push(socket)
+      socket.end(Buffer.from('NBDMAGICIHAVEOPT\x00\x03', 'latin1'))
+    })
+    await new Promise<void>((resolve) => nbdLike.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (nbdLike.address() as AddressInfo).port
+      const wrong = new HttpBackend(new TorusClient(parseEndpoint(`torus://127.0.0.1:${port}`) as TorusEndpoint))
+      await expect(wrong.listPeers()).rejects.toMatchObject({
+        code: 'TORUS_UNAVAILABLE',
+        message: expect.stringMatching(new RegExp(`^cannot reach torusd at torus://127\\.0\\.0\\.1:${port} \\(it does not speak HTTP; an NBD port\\?\\)`)),
+      })
+    } finally {
+      for (const socket of sockets) socket.destroy()
+      await new Promise((resolve) => nbdLike.close(resolve))
+    }
   })
 })
