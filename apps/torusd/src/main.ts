@@ -123,7 +123,17 @@ main().catch((err: unknown) => {
   process.exit(1)
 })
 
-/** How V8 collects garbage in this process; bin/torusd and torusd.cjs's shebang pick single-threaded (see docs/configuration.md). */
+/**
+ * How V8 collects garbage in this process; bin/torusd and torusd.cjs's shebang pick
+ * single-threaded (see docs/configuration.md). V8 reads flags in order, `_` and `-` alike, and
+ * --single-threaded implies --single-threaded-gc; the last word wins.
+ */
 function gcMode(): 'single-threaded' | 'parallel' {
-  return process.execArgv.includes('--single-threaded-gc') ? 'single-threaded' : 'parallel'
+  let single = false
+  for (const arg of process.execArgv) {
+    const flag = arg.replaceAll('_', '-').split('=')[0]
+    if (flag === '--single-threaded-gc' || flag === '--single-threaded') single = true
+    else if (flag === '--no-single-threaded-gc' || flag === '--no-single-threaded') single = false
+  }
+  return single ? 'single-threaded' : 'parallel'
 }

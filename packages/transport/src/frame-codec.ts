@@ -202,7 +202,8 @@ function packBody(body: TransportValue, headerBytes: number, pool?: FrameBufferP
   } finally {
     packr.useBuffer(Buffer.allocUnsafeSlow(FRESH_TARGET_BYTES))
   }
-  if (frame.buffer !== buf.buffer) pool!.release(buf) // outgrew it: msgpackr copied to its own
+  // Outgrew it (msgpackr copied to a buffer of its own): the pooled one goes straight back.
+  if (!pool!.lend(buf, frame)) pool!.release(buf)
   return frame
 }
 

@@ -17,7 +17,10 @@ export const FRAME_POOL_GRANULE = 64 * 1024
 
 export class FrameBufferPool {
   readonly #free = new Map<number, Buffer[]>()
-  readonly #lent = new WeakMap<ArrayBufferLike, Buffer>()
+  // Lent buffers by their memory, with the one object that may give each back: the buffer itself
+  // until `lend` names the frame packed into it. A stale second release of an earlier frame in the
+  // same memory is then a different object and cannot free the buffer under its new frame.
+  readonly #lent = new WeakMap<ArrayBufferLike, { buf: Buffer; holder: Uint8Array }>()
   #freeBytes = 0
   readonly #maxFreeBytes: number
 
@@ -35,23 +38,36 @@ export class FrameBufferPool {
     // Slow: its own ArrayBuffer, never a slice of Node's shared pool. `release` finds the buffer
     // by a frame's ArrayBuffer.
     else buf = Buffer.allocUnsafeSlow(bytes)
-    this.#lent.set(buf.buffer, buf)
+    this.#lent.set(buf.buffer, { buf, holder: buf })
     return buf
   }
 
-  /** True if `frame` lies in a buffer lent by this pool and not yet released. */
+  /**
+   * Hands the lent `buf` over to `frame`, a view of it: from now on only `release(frame)` gives
+   * it back. Returns false (and changes nothing) when `frame` is not in `buf`.
+   */
+  lend(buf: Buffer, frame: Uint8Array): boolean {
+    const entry = this.#lent.get(buf.buffer)
+    if (entry === undefined || entry.holder !== buf || frame.buffer !== buf.buffer) return false
+    entry.holder = frame
+    return true
+  }
+
+  /** True if `frame` is the current holder of a buffer lent by this pool. */
   owns(frame: Uint8Array): boolean {
-    return this.#lent.has(frame.buffer)
+    return this.#lent.get(frame.buffer)?.holder === frame
   }
 
   /**
-   * Takes back the buffer `frame` was encoded into. The caller must not touch `frame` again.
-   * Frames that are not from this pool, or were already released, are ignored.
+   * Takes back the buffer `frame` holds. The caller must not touch `frame` again. Anything that
+   * is not a current holder (another view of the same memory, a frame released before, a frame
+   * not from this pool) is ignored.
    */
   release(frame: Uint8Array): void {
-    const buf = this.#lent.get(frame.buffer)
-    if (buf === undefined) return
+    const entry = this.#lent.get(frame.buffer)
+    if (entry === undefined || entry.holder !== frame) return
     this.#lent.delete(frame.buffer)
+    const { buf } = entry
     if (this.#freeBytes + buf.byteLength > this.#maxFreeBytes) return
     let free = this.#free.get(buf.byteLength)
     if (free === undefined) this.#free.set(buf.byteLength, (free = []))

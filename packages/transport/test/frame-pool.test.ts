@@ -21,8 +21,8 @@ describe('FrameBufferPool', () => {
     const pool = new FrameBufferPool()
     const a = pool.acquire(100 * KiB)
     expect(a.byteLength).toBe(2 * FRAME_POOL_GRANULE)
-    expect(pool.owns(a.subarray(10, 20))).toBe(true)
-    pool.release(a.subarray(0, 5))
+    expect(pool.owns(a)).toBe(true)
+    pool.release(a)
     expect(pool.owns(a)).toBe(false)
     expect(pool.freeBytes).toBe(a.byteLength)
     const b = pool.acquire(128 * KiB)
@@ -31,17 +31,45 @@ describe('FrameBufferPool', () => {
     expect(pool.acquire(129 * KiB)).not.toBe(a)
   })
 
-  it('ignores a second release and frames it did not lend', () => {
+  it('takes a buffer back only from its current holder: the frame it was lent to', () => {
+    const pool = new FrameBufferPool()
+    const buf = pool.acquire(1)
+    const frame = buf.subarray(0, 100)
+    expect(pool.lend(buf, frame)).toBe(true)
+    expect(pool.owns(frame)).toBe(true)
+    expect(pool.owns(buf)).toBe(false)
+    pool.release(buf) // the buffer itself no longer holds it
+    pool.release(buf.subarray(0, 100)) // nor does another view of the same bytes
+    expect(pool.freeBytes).toBe(0)
+    pool.release(frame)
+    expect(pool.freeBytes).toBe(FRAME_POOL_GRANULE)
+    expect(pool.lend(buf, frame)).toBe(false) // not lent any more
+  })
+
+  it('ignores a stale second release after the buffer was lent to a new frame', () => {
+    const pool = new FrameBufferPool()
+    const buf = pool.acquire(1)
+    const first = buf.subarray(0, 10)
+    pool.lend(buf, first)
+    pool.release(first)
+    const again = pool.acquire(1)
+    expect(again).toBe(buf)
+    const second = again.subarray(0, 20)
+    pool.lend(again, second)
+    pool.release(first) // a slip elsewhere must not free the buffer under `second`
+    expect(pool.owns(second)).toBe(true)
+    expect(pool.freeBytes).toBe(0)
+    expect(pool.acquire(1)).not.toBe(buf)
+  })
+
+  it('refuses to lend a buffer to a frame in other memory, and ignores frames it did not lend', () => {
     const pool = new FrameBufferPool()
     const a = pool.acquire(1)
-    pool.release(a)
-    pool.release(a)
+    expect(pool.lend(a, new Uint8Array(8))).toBe(false)
+    expect(pool.owns(a)).toBe(true)
     pool.release(new Uint8Array(FRAME_POOL_GRANULE))
     pool.release(Buffer.from('x'))
-    expect(pool.freeBytes).toBe(FRAME_POOL_GRANULE)
-    // Only one of two acquires can get the released buffer back.
-    expect(pool.acquire(1)).toBe(a)
-    expect(pool.acquire(1)).not.toBe(a)
+    expect(pool.freeBytes).toBe(0)
   })
 
   it('keeps at most maxFreeBytes idle', () => {

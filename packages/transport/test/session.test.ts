@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest'
 import { ManualClock, silentLogger, TorusError, type Clock, type RequestHandler, type Timer, type TransportValue } from '@torus/core'
 import { decodeFrame, encodeError, encodeHello, encodeReply, encodeRequest, FrameType, type Frame } from '../src/frame-codec.js'
+import { FrameBufferPool } from '../src/frame-pool.js'
 import { ClientHandshake, ServerHandshake, type HandshakeIdentity } from '../src/handshake.js'
 import { CloseCode, Session, type FramePipe, type SessionConfig, type SessionOwner } from '../src/session.js'
 
@@ -85,10 +86,9 @@ function config(clock: Clock, handlers: Record<string, RequestHandler> = {}, mor
 }
 
 /** A client session that completed its hello against a hand-played server. */
-function openClient(cfg: SessionConfig): { session: Session; pipe: FakePipe; owner: Owner } {
+function openClient<P extends FakePipe = FakePipe>(cfg: SessionConfig, pipe: P = new FakePipe() as P): { session: Session; pipe: P; owner: Owner } {
   const owner = new Owner()
   const session = new Session(cfg, 'client', 'fake://remote', owner)
-  const pipe = new FakePipe()
   session.start(pipe)
   const server = new ServerHandshake(remote)
   const challenge = server.receive(decodeFrame(pipe.sent[0]!, 1 << 20))
@@ -263,6 +263,79 @@ describe('Session: send backpressure', () => {
     pipe.bufferedBytes = 0
     session.drain()
     expect(pipe.sent).toHaveLength(0)
+  })
+})
+
+describe('Session: pooled frames', () => {
+  // The session encodes large frames into the pipe's pool and must give a buffer back exactly
+  // when its frame can never reach the pipe; a frame the pipe got is the pipe's to release.
+  class PoolPipe extends FakePipe {
+    readonly framePool = new FrameBufferPool()
+  }
+  const openPooledClient = (cfg: SessionConfig): { session: Session; pipe: PoolPipe } => openClient(cfg, new PoolPipe())
+  const big = (n = 100 * 1024): Uint8Array => new Uint8Array(n).fill(3)
+
+  it('hands a large request to the pipe in a pooled buffer and never releases it itself', async () => {
+    const { session, pipe } = openPooledClient(config(new ManualClock()))
+    const p = session.request('m', { bytes: big() }, 1000, undefined)
+    expect(pipe.sent).toHaveLength(1)
+    expect(pipe.framePool.owns(pipe.sent[0]!)).toBe(true)
+    session.receive(encodeReply(decodeFrame(pipe.sent[0]!, 1 << 20).id, null))
+    await p
+    expect(pipe.framePool.owns(pipe.sent[0]!)).toBe(true) // still the pipe's until written
+    expect(pipe.framePool.freeBytes).toBe(0)
+  })
+
+  it('releases a queued large request that times out, and never sends it', async () => {
+    const clock = new ManualClock()
+    const { session, pipe } = openPooledClient(config(clock, {}, { maxBufferedBytes: 1000 }))
+    pipe.bufferedBytes = 5000
+    const p = session.request('m', { bytes: big() }, 100, undefined).catch((e: TorusError) => e.code)
+    clock.advance(100)
+    expect(await p).toBe('TORUS_TIMEOUT')
+    expect(pipe.framePool.freeBytes).toBeGreaterThan(100 * 1024)
+    pipe.bufferedBytes = 0
+    session.drain()
+    expect(pipe.sent).toHaveLength(0)
+  })
+
+  it('keeps a queued large request in its buffer until the pipe takes it', async () => {
+    const { session, pipe } = openPooledClient(config(new ManualClock(), {}, { maxBufferedBytes: 1000 }))
+    pipe.bufferedBytes = 5000
+    const p = session.request('m', { bytes: big() }, 1000, undefined)
+    pipe.bufferedBytes = 0
+    session.drain()
+    expect(pipe.sent).toHaveLength(1)
+    session.receive(encodeReply(decodeFrame(pipe.sent[0]!, 1 << 20).id, null))
+    await p
+    expect(pipe.framePool.owns(pipe.sent[0]!)).toBe(true)
+    expect(pipe.framePool.freeBytes).toBe(0)
+  })
+
+  it('releases a large request refused for a full queue or for the peer\'s frame limit', async () => {
+    const { session, pipe } = openPooledClient(config(new ManualClock(), {}, { maxBufferedBytes: 1000, maxQueuedBytes: 1000 }))
+    pipe.bufferedBytes = 5000
+    await expect(session.request('m', { bytes: big() }, 1000, undefined)).rejects.toMatchObject({ code: 'TORUS_UNAVAILABLE' })
+    const afterQueueFull = pipe.framePool.freeBytes
+    expect(afterQueueFull).toBeGreaterThan(100 * 1024)
+    pipe.bufferedBytes = 0
+    await expect(session.request('m', { bytes: big(2 << 20) }, 1000, undefined)).rejects.toMatchObject({ code: 'TORUS_INVALID_ARGUMENT' })
+    expect(pipe.framePool.freeBytes).toBeGreaterThan(afterQueueFull + (2 << 20))
+    expect(pipe.sent).toHaveLength(0)
+  })
+
+  it('sends a large reply pooled, and releases one too large for the peer before sending an error', async () => {
+    const sizes = [100 * 1024, 2 << 20]
+    const cfg = config(new ManualClock(), { read: () => ({ bytes: big(sizes.shift()) }) })
+    const { session, pipe } = openPooledClient(cfg)
+    // Requests come from the hand-played other end; the client session serves them too.
+    session.receive(encodeRequest(7, 'read', null))
+    await tick()
+    expect(pipe.framePool.owns(pipe.sent[0]!)).toBe(true)
+    session.receive(encodeRequest(8, 'read', null))
+    await tick()
+    expect(pipe.frames()[1]).toMatchObject({ type: FrameType.ERROR, id: 8, error: { code: 'TORUS_INVALID_ARGUMENT' } })
+    expect(pipe.framePool.freeBytes).toBeGreaterThan(2 << 20)
   })
 })
 

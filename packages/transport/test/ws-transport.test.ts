@@ -5,11 +5,12 @@
  * peer. Misbehaviour comes from a plain `ws` client and from a TCP proxy between the ends.
  */
 import http from 'node:http'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { WebSocket } from 'ws'
 import { captureLogger, CLIENT_ID, CLUSTER, SECRET, SERVER_ID, type LogRecord } from '@torus/conformance/transport'
 import type { Transport, TransportValue } from '@torus/core'
 import { decodeFrame, encodeHello, encodeRequest, FrameType, PENDING_HELLOS_MAX, WS_SUBPROTOCOL, WsTransport, type Frame, type WsTransportOptions } from '../src/index.js'
+import { FrameBufferPool } from '../src/frame-pool.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
 
 const KiB = 1024
@@ -362,6 +363,12 @@ describe('WsTransport: pooled frame buffers', () => {
     })
     const client = transport({ peerId: CLIENT_ID })
     const connection = await client.connect(s.address)
+    const acquire = vi.spyOn(FrameBufferPool.prototype, 'acquire')
+    const lend = vi.spyOn(FrameBufferPool.prototype, 'lend')
+    const release = vi.spyOn(FrameBufferPool.prototype, 'release')
+    cleanup.push(async () => {
+      vi.restoreAllMocks()
+    })
     const payload = (tag: number, n: number): Uint8Array => {
       const b = new Uint8Array(n)
       for (let i = 0; i < n; i += 4) b[i] = (tag * 131 + i) & 0xff
@@ -380,6 +387,12 @@ describe('WsTransport: pooled frame buffers', () => {
       await Promise.all([...pending, ...small])
       expect(await Promise.all(small)).toEqual(Array(48).fill('pong'))
     }
+    // Both directions pooled: 4 rounds x 48 requests, and as many replies.
+    const lent = lend.mock.results.filter((r) => r.value === true).length
+    expect(lent).toBe(2 * 4 * 48)
+    await until(() => release.mock.calls.length >= lent)
+    const buffers = new Set(acquire.mock.results.map((r) => r.value as Buffer))
+    expect(buffers.size).toBeLessThan(acquire.mock.calls.length / 2) // reused, not fresh each time
   })
 })
 
