@@ -101,6 +101,9 @@ export class Daemon {
     }
     this.#metadata = metadata
     const cluster = config.etcd === undefined ? await this.#ensureCluster(metadata) : await this.#etcdCluster(metadata)
+    // Before the data dir is bound to the cluster or gets a block store: a start refused for
+    // its secret leaves the data dir as it found it.
+    if (config.etcd !== undefined) this.#checkClusterSecret(cluster)
     const where = config.etcd === undefined ? `embedded metadata in ${config.dataDir}` : `etcd ${config.etcd.join(',')} prefix ${config.etcdPrefix}`
     const binding = await readClusterBinding(config.dataDir)
     // A binding written before clusters had ids names the creation time; both mean this cluster.
@@ -212,17 +215,7 @@ export class Daemon {
    */
   async #startDataPath(metadata: MetadataStore, cluster: ClusterConfig, local: BlockStore): Promise<DistributedBlockStore> {
     const { config } = this
-    const secret = config.clusterSecret
-    if (secret === undefined) {
-      throw new ConfigError(
-        'a cluster member needs the cluster secret that torusctl init wrote: pass --cluster-secret-file PATH (or TORUS_CLUSTER_SECRET_FILE, or the secret in TORUS_CLUSTER_SECRET)',
-      )
-    }
-    if (cluster.secretCheck === undefined) {
-      this.#log.warn('the cluster records no secret check (initialised by an older torusctl); peers with another secret will be refused only at connect time')
-    } else if (!verifySecretCheck(secret.bytes, cluster.secretCheck)) {
-      throw new ConfigError(`the cluster secret from ${secret.source} is not the one this cluster was initialised with; use the file torusctl init wrote`)
-    }
+    const secret = config.clusterSecret! // start() checked it against the cluster (#checkClusterSecret)
     if (cluster.id === undefined) throw new TorusError('TORUS_CORRUPT', 'the cluster config has no id; it was written by an older torusctl: run torusctl init on a fresh prefix')
     const log = this.#log
     const transport = new WsTransport({
@@ -260,6 +253,22 @@ export class Daemon {
       checksums: crc32cNative ? 'crc32c (native)' : 'crc32c (portable, slower)',
     })
     return distributor
+  }
+
+  /** The cluster secret, checked against the verifier `torusctl init` stored (ConfigError: exit 2). */
+  #checkClusterSecret(cluster: ClusterConfig): NonNullable<DaemonConfig['clusterSecret']> {
+    const secret = this.config.clusterSecret
+    if (secret === undefined) {
+      throw new ConfigError(
+        'a cluster member needs the cluster secret that torusctl init wrote: pass --cluster-secret-file PATH (or TORUS_CLUSTER_SECRET_FILE, or the secret in TORUS_CLUSTER_SECRET)',
+      )
+    }
+    if (cluster.secretCheck === undefined) {
+      this.#log.warn('the cluster records no secret check (initialised by an older torusctl); peers with another secret will be refused only at connect time')
+    } else if (!verifySecretCheck(secret.bytes, cluster.secretCheck)) {
+      throw new ConfigError(`the cluster secret from ${secret.source} is not the one this cluster was initialised with; use the file torusctl init wrote`)
+    }
+    return secret
   }
 
   /** The configured peer address, with the bound port when it asked for port 0. */

@@ -66,12 +66,19 @@ describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
     const meta = await store(prefix)
     await meta.initCluster({ blockSizeBytes: 512 * 1024, replication: 2, ringType: 'ketama', createdAt: new Date().toISOString(), secretCheck: makeSecretCheck('the-right-secret-0123456789abcdef') })
     const args = [TORUSD_MAIN, '--etcd', etcd, '--etcd-prefix', prefix, '--nbd-address', 'off', '--port', '0', '--peer-address', 'ws://127.0.0.1:0']
-    const none = await run(process.execPath, [...args, '--data-dir', tmpDir()], { timeoutMs: 30_000, env: { ...process.env, TORUS_CLUSTER_SECRET: '', TORUS_CLUSTER_SECRET_FILE: '' } })
+    const noneDir = tmpDir()
+    const none = await run(process.execPath, [...args, '--data-dir', noneDir], { timeoutMs: 30_000, env: { ...process.env, TORUS_CLUSTER_SECRET: '', TORUS_CLUSTER_SECRET_FILE: '' } })
     expect(none.code, none.stderr).toBe(2)
     expect(none.stderr).toMatch(/needs the cluster secret that torusctl init wrote: pass --cluster-secret-file PATH/)
-    const wrong = await run(process.execPath, [...args, '--data-dir', tmpDir()], { timeoutMs: 30_000, env: { ...process.env, TORUS_CLUSTER_SECRET: 'a-wrong-secret-0123456789abcdef0123' } })
+    const wrongDir = tmpDir()
+    const wrong = await run(process.execPath, [...args, '--data-dir', wrongDir], { timeoutMs: 30_000, env: { ...process.env, TORUS_CLUSTER_SECRET: 'a-wrong-secret-0123456789abcdef0123' } })
     expect(wrong.code, wrong.stderr).toBe(2)
     expect(wrong.stderr).toMatch(/the cluster secret from TORUS_CLUSTER_SECRET is not the one this cluster was initialised with/)
+    // Refused before the data dir was bound to the cluster or given a block store.
+    for (const dir of [noneDir, wrongDir]) {
+      expect(fs.existsSync(path.join(dir, 'cluster.json')), dir).toBe(false)
+      expect(fs.existsSync(path.join(dir, 'blocks')), dir).toBe(false)
+    }
   })
 
   it('initialises with --debug-init, registers as an alive peer, and stays out of the ring without --auto-join', async () => {
