@@ -19,6 +19,9 @@ import { canRun, Torusd, TORUSD_MAIN } from './helpers/torusd.js'
 
 const endpoints = (process.env.TORUS_ETCD_ENDPOINTS ?? '').split(',').map((h) => h.trim()).filter((h) => h !== '')
 const etcd = endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',')
+const SECRET = 'etcd-mode-test-secret-0123456789abcdef'
+/** A child torusd's environment with the secret the daemons of these tests use. */
+const withSecret = { ...process.env, TORUS_CLUSTER_SECRET: SECRET }
 
 describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
   const cleanups: Array<() => Promise<void>> = []
@@ -48,7 +51,7 @@ describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
   }
 
   async function daemon(prefix: string, dataDir: string, extra: string[] = []): Promise<Torusd> {
-    const d = await Torusd.start({ dataDir, size: '1GiB', extraArgs: ['--etcd', etcd, '--etcd-prefix', prefix, '--lease-ttl', '3', ...extra], env: { TORUS_CLUSTER_SECRET: 'etcd-mode-test-secret-0123456789abcdef' } })
+    const d = await Torusd.start({ dataDir, size: '1GiB', extraArgs: ['--etcd', etcd, '--etcd-prefix', prefix, '--lease-ttl', '3', ...extra], env: { TORUS_CLUSTER_SECRET: SECRET } })
     cleanups.push(() => d.destroy())
     return d
   }
@@ -142,7 +145,7 @@ describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
       await meta2.createVolume({ name, sizeBytes: 64 * 1024 ** 2 })
       await meta2.deleteVolume(name)
     }
-    const refused = await run(process.execPath, [TORUSD_MAIN, ...d.args().map((a) => (a === prefix ? other : a))], { timeoutMs: 30_000 })
+    const refused = await run(process.execPath, [TORUSD_MAIN, ...d.args().map((a) => (a === prefix ? other : a))], { timeoutMs: 30_000, env: withSecret })
     expect(refused.code).toBe(1)
     expect(refused.stderr).toMatch(/data dir \S+ belongs to another cluster .* point torusd at the right --etcd\/--etcd-prefix/)
     const keepId = (await meta.getVolume('keep'))!.id
@@ -167,7 +170,7 @@ describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
     await foreign.put(new BlockRef(volumeId(1), blockIndex(0)), new Uint8Array(512 * 1024).fill(7))
     await foreign.flush()
     await foreign.close()
-    const r = await run(process.execPath, [TORUSD_MAIN, '--etcd', etcd, '--etcd-prefix', prefix, '--data-dir', dataDir, '--nbd-address', 'off', '--port', '0', '--peer-address', 'ws://127.0.0.1:0', '--size', '1GiB'], { timeoutMs: 30_000 })
+    const r = await run(process.execPath, [TORUSD_MAIN, '--etcd', etcd, '--etcd-prefix', prefix, '--data-dir', dataDir, '--nbd-address', 'off', '--port', '0', '--peer-address', 'ws://127.0.0.1:0', '--size', '1GiB'], { timeoutMs: 30_000, env: withSecret })
     expect(r.code, r.stderr).toBe(1)
     expect(r.stderr).toMatch(/holds blocks but records no cluster, and etcd \S+ prefix \S+ has never seen its peer/)
     expect(fs.existsSync(path.join(dataDir, 'cluster.json'))).toBe(false)
