@@ -213,14 +213,26 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
   protected async _getVolume(name: string): Promise<VolumeInfo | undefined> {
     const key = ETCD_KEYS.volume(name)
     const kv = await this.#get(key)
-    return kv === undefined ? undefined : this.#records.volume(kv, name)
+    if (kv === undefined) return undefined
+    const info = this.#records.volume(kv, name)
+    // The id names the volume's blocks on every replica: a record whose id was never reserved
+    // for it (a hand-written or restored key) would serve, and overwrite, another volume's data.
+    // Reservations are written with the volume and never deleted, so reading it second is safe.
+    this.#records.checkVolumeId(kv, info, await this.#get(ETCD_KEYS.volumeId(info.id)))
+    return info
   }
 
   protected async _listVolumes(): Promise<VolumeInfo[]> {
     const ns = this.#kv
     const res = await this.#run(() => ns.getAll().prefix(ETCD_KEYS.volumes).sort('Key', 'Ascend').exec())
     // etcd sorts by key bytes, which is the order listVolumes promises for the ASCII names allowed.
-    return res.kvs.map((kv) => this.#records.volume(kv, this.#records.relKey(kv).slice(ETCD_KEYS.volumes.length)))
+    const volumes = res.kvs.map((kv) => this.#records.volume(kv, this.#records.relKey(kv).slice(ETCD_KEYS.volumes.length)))
+    if (volumes.length === 0) return volumes
+    // After the volumes (see _getVolume): every reservation of a volume just read is there.
+    const ids = await this.#run(() => ns.getAll().prefix(ETCD_KEYS.volumeIds).exec())
+    const byId = new Map(ids.kvs.map((kv) => [this.#records.relKey(kv), kv]))
+    volumes.forEach((info, i) => this.#records.checkVolumeId(res.kvs[i]!, info, byId.get(ETCD_KEYS.volumeId(info.id))))
+    return volumes
   }
 
   protected async _deleteVolume(name: string, options: AbortOptions): Promise<VolumeInfo> {

@@ -81,6 +81,17 @@ export class EtcdRecords {
     return record
   }
 
+  /**
+   * A volume record's id must be reserved for it (`volume-ids/<id>` holds its name): else two
+   * records could share one id, and with it the blocks every replica keeps under that id.
+   */
+  checkVolumeId(volumeKv: IKeyValue, info: VolumeInfo, reservation: IKeyValue | undefined): void {
+    const idKey = `${this.prefix}${ETCD_KEYS.volumeId(info.id)}`
+    if (reservation === undefined) throw this.corrupt(volumeKv, `its id ${info.id} was never given to it: ${idKey} is absent`)
+    const owner = this.volumeName(reservation)
+    if (owner !== info.name) throw this.corrupt(volumeKv, `its id ${info.id} belongs to volume ${owner} (${idKey})`)
+  }
+
   /** The `volume-ids/<id>` reservation: the name of the volume that got the id. */
   volumeName(kv: IKeyValue): string {
     const name = kv.value.toString('utf8')

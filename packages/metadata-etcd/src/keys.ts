@@ -3,6 +3,7 @@ export const ETCD_KEYS = Object.freeze({
   cluster: 'cluster',
   volumes: 'volumes/',
   volume: (name: string): string => `volumes/${name}`,
+  volumeIds: 'volume-ids/',
   nextVolumeId: 'volume-ids/next',
   /** Reservation of one id, written with the volume: makes a second volume with the same id impossible. */
   volumeId: (id: number): string => `volume-ids/${id}`,

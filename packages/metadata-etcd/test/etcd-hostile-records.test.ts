@@ -87,6 +87,25 @@ describe.skipIf(endpoints.length === 0)('EtcdMetadataStore with hostile etcd con
     expect(await store.getVolume('dup')).toBeUndefined()
   })
 
+  it('refuses a volume record whose id was never reserved for it: another volume\'s id, or one never handed out', async () => {
+    const real = await store.createVolume({ name: 'cv', sizeBytes: 256 * 1024 * 1024 })
+    const forged = (id: number): string => JSON.stringify({ ...real, name: 'zz', id })
+    // The same id as cv: served, it would read and overwrite cv's blocks.
+    await put('volumes/zz', forged(real.id))
+    await corrupt(() => store.getVolume('zz'), 'volumes/zz')
+    await corrupt(() => store.listVolumes(), 'volumes/zz')
+    const err = (await store.getVolume('zz').catch((e: unknown) => e)) as Error
+    expect(err.message).toContain(`its id ${real.id} belongs to volume cv (${prefix}volume-ids/${real.id})`)
+    // An id no create ever allocated.
+    await put('volumes/zz', forged(77))
+    const never = (await store.getVolume('zz').catch((e: unknown) => e)) as Error
+    expect(never.message).toContain(`its id 77 was never given to it: ${prefix}volume-ids/77 is absent`)
+    // The genuine volume is unaffected.
+    expect(await store.getVolume('cv')).toEqual(real)
+    await client.delete().key(`${prefix}volumes/zz`)
+    expect(await store.listVolumes()).toEqual([real])
+  })
+
   it('reports a peer record filed under another peer id, and a lock not bound to a lease', async () => {
     const lease = await store.grantLease(2000)
     await store.putPeer({ id: PEER, address: 'ws://127.0.0.1:1', capacityBytes: 1, usedBytes: 0, rebalanceBytesPerSec: 0, repairBytesPerSec: 0, ringVersion: 0, version: 't', updatedAt: new Date().toISOString() }, lease)
