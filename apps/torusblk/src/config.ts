@@ -1,6 +1,5 @@
-import fs from 'node:fs'
 import path from 'node:path'
-import { normalizeEtcdPrefix, type LogLevel } from '@torus/core'
+import { normalizeEtcdPrefix, readSmallFileSync, type LogLevel } from '@torus/core'
 
 /** Everything `torusblk nbdserver` needs, after flags and env vars are merged and validated. */
 export interface NbdServerConfig {
@@ -43,6 +42,8 @@ export const DEFAULTS = {
 
 /** Shorter secrets are refused, as torusd refuses them: `torusctl init` writes 64 hex characters. */
 const MIN_SECRET_CHARS = 32
+/** A secret file is a line of hex; anything this long is the wrong file (and /dev/zero never ends). */
+const MAX_SECRET_FILE_BYTES = 4096
 
 const ENDPOINT_FORMS = 'HOST:PORT[,HOST:PORT...] or etcd://HOST:PORT[,...] (the cluster\'s etcd)'
 
@@ -143,7 +144,7 @@ function readClusterSecret(file: string | undefined, value: string | undefined):
   let source: string
   if (file !== undefined) {
     try {
-      text = fs.readFileSync(file, 'utf8')
+      text = readSmallFileSync(file, MAX_SECRET_FILE_BYTES)
     } catch (err) {
       throw new UsageError(`--cluster-secret-file: cannot read ${formatRaw(file)}: ${(err as Error).message}`)
     }

@@ -2,11 +2,13 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { TorusError } from '@torus/core'
+import { readSmallFileSync, TorusError } from '@torus/core'
 import { UsageError } from './endpoint.js'
 
 /** The same floor torusd applies: the transport needs 16 bytes; a generated secret has 64 characters. */
 export const MIN_SECRET_CHARS = 32
+/** A secret file is a line of hex; anything this long is the wrong file (and /dev/zero never ends). */
+const MAX_SECRET_FILE_BYTES = 4096
 /** What torusd reads the secret file's path from when `--cluster-secret-file` is not given; `init` honours it too. */
 export const SECRET_FILE_ENV = 'TORUS_CLUSTER_SECRET_FILE'
 
@@ -91,7 +93,7 @@ export function prepareSecret(file: string): PreparedSecret {
 function readSecretFile(file: string): string | undefined {
   let text: string
   try {
-    text = fs.readFileSync(file, 'utf8')
+    text = readSmallFileSync(file, MAX_SECRET_FILE_BYTES)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw new UsageError(`--secret-file: cannot read ${file}: ${(err as Error).message}`)

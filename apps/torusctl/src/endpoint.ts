@@ -1,5 +1,4 @@
-import { normalizeEtcdPrefix, validateReplication } from '@torus/core'
-import fs from 'node:fs'
+import { normalizeEtcdPrefix, readSmallFileSync, validateReplication } from '@torus/core'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -120,6 +119,9 @@ export function resolveEtcdPrefix(flag: string | undefined, env: NodeJS.ProcessE
   }
 }
 
+/** torusctl's config holds endpoints and profiles: a megabyte is far more than any needs. */
+const MAX_CONFIG_FILE_BYTES = 1024 * 1024
+
 interface ConfigFile {
   endpoint?: string
   currentProfile?: string
@@ -129,7 +131,7 @@ interface ConfigFile {
 function fromConfigFile(file: string): string | undefined {
   let text: string
   try {
-    text = fs.readFileSync(file, 'utf8')
+    text = readSmallFileSync(file, MAX_CONFIG_FILE_BYTES)
   } catch (err) {
     // Only a missing file means "no config"; an unreadable one must not silently send commands
     // to the default endpoint (which may be some other cluster).

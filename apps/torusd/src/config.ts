@@ -1,7 +1,6 @@
-import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { normalizeEtcdPrefix, parseSize, validateBlockSize, type LogLevel } from '@torus/core'
+import { normalizeEtcdPrefix, parseSize, readSmallFileSync, validateBlockSize, type LogLevel } from '@torus/core'
 
 /** Everything torusd needs to start, after flags and env vars are merged and validated. */
 export interface DaemonConfig {
@@ -144,6 +143,8 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
 
 /** Shorter secrets are refused: the transport needs 16 bytes, and `torusctl init` writes 64 hex characters. */
 const MIN_SECRET_CHARS = 32
+/** A secret file is a line of hex; anything this long is the wrong file (and /dev/zero never ends). */
+const MAX_SECRET_FILE_BYTES = 4096
 
 /** `--cluster-secret-file`/TORUS_CLUSTER_SECRET_FILE wins over TORUS_CLUSTER_SECRET; trailing whitespace is dropped. */
 function readClusterSecret(file: string | undefined, value: string | undefined): DaemonConfig['clusterSecret'] {
@@ -151,7 +152,7 @@ function readClusterSecret(file: string | undefined, value: string | undefined):
   let source: string
   if (file !== undefined) {
     try {
-      text = fs.readFileSync(file, 'utf8')
+      text = readSmallFileSync(file, MAX_SECRET_FILE_BYTES)
     } catch (err) {
       throw new ConfigError(`--cluster-secret-file: cannot read ${formatRaw(file)}: ${(err as Error).message}`)
     }
