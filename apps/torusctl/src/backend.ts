@@ -38,7 +38,7 @@ export interface ClusterBackend {
    * Compare-and-swap on `next.version` (must be the current version + 1, else TORUS_CONFLICT
    * with `details.currentVersion` where the backend knows it). Resolves to the stored ring.
    */
-  setRing(next: RingDescriptor): Promise<RingDescriptor>
+  setRing(next: RingDescriptor, options?: { force?: boolean }): Promise<RingDescriptor>
   /** The daemon's own status; only a single torusd has one (absent for etcd clusters). */
   daemonStatus?(): Promise<DaemonStatus>
   /** Releases connections so the process can exit. Safe to call twice. */

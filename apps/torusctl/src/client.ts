@@ -64,9 +64,12 @@ export class TorusClient {
     return this.#call('GET', '/v1/ring')
   }
 
-  /** Compare-and-swap: TORUS_CONFLICT (HTTP 409) unless `next.version` is the current one + 1. */
-  setRing(next: RingDescriptor): Promise<RingDescriptor> {
-    return this.#call('PUT', '/v1/ring', next)
+  /**
+   * Compare-and-swap: TORUS_CONFLICT (HTTP 409) unless `next.version` is the current one + 1.
+   * While volumes exist the daemon refuses a change of placement unless `force`.
+   */
+  setRing(next: RingDescriptor, { force = false }: { force?: boolean } = {}): Promise<RingDescriptor> {
+    return this.#call('PUT', force ? '/v1/ring?force=true' : '/v1/ring', next)
   }
 
   // node:http rather than fetch: fetch refuses "bad ports" (1, 6000, 10080, …) that an

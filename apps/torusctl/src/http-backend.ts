@@ -53,8 +53,8 @@ export class HttpBackend implements ClusterBackend {
     await this.client.forgetPeer(id)
   }
 
-  async setRing(next: RingDescriptor): Promise<RingDescriptor> {
-    return this.#ring(await this.client.setRing(next))
+  async setRing(next: RingDescriptor, options: { force?: boolean } = {}): Promise<RingDescriptor> {
+    return this.#ring(await this.client.setRing(next, options))
   }
 
   /** Rings from the wire are checked before a command builds on them. */

@@ -47,7 +47,8 @@ export async function updateRing(
     if (sameRing(ring, next)) return { changed: false, previousVersion: ring.version, ring, notes: p.notes, attempts: attempt }
     if (!force && attempt === 1) await refuseWhileVolumesExist(backend)
     try {
-      const stored = await backend.setRing(next)
+      // A torusd re-checks for volumes itself (other clients use its API too): tell it we asked.
+      const stored = await backend.setRing(next, { force })
       return { changed: true, previousVersion: ring.version, ring: stored, notes: p.notes, attempts: attempt }
     } catch (err) {
       if (!isTorusError(err, 'TORUS_CONFLICT')) throw err

@@ -606,6 +606,8 @@ export class Daemon {
         pattern: /^\/v1\/ring$/,
         handler: async (req, res) => {
           const body = (await readJson(req)) as unknown as RingDescriptor
+          const force = new URL(req.url ?? '/', 'http://localhost').searchParams.get('force') === 'true'
+          if (!force) await refusePlacementChangeWithVolumes(metadata(), body)
           await metadata().setRing(body)
           const stored = await metadata().getRing()
           this.#log.info('ring set through the control API', { version: stored?.version, type: stored?.type, members: stored?.members.length })
@@ -650,6 +652,29 @@ export class Daemon {
       nbdConnections: this.#nbd?.connections ?? 0,
     }
   }
+}
+
+/**
+ * Rebalance is not built: a ring whose placement differs (type, replication, members or weights)
+ * moves existing blocks' homes to peers that do not hold them. torusctl refuses that while
+ * volumes exist unless --force, and so does the API, for any other client (`?force=true`).
+ */
+async function refusePlacementChangeWithVolumes(metadata: MetadataStore, next: RingDescriptor): Promise<void> {
+  const current = await metadata.getRing()
+  if (current !== undefined && samePlacement(current, next)) return
+  const volumes = await metadata.listVolumes()
+  if (volumes.length === 0) return
+  throw new TorusError(
+    'TORUS_NOT_SUPPORTED',
+    `the cluster has ${volumes.length} volume(s), and moving their blocks to new owners (rebalance) is not built yet: after this ring change their data would read as missing. Retry with ?force=true if their contents do not matter`,
+    { details: { volumes: volumes.length } },
+  )
+}
+
+function samePlacement(a: RingDescriptor, b: RingDescriptor): boolean {
+  if (a.type !== b.type || a.replication !== b.replication || !Array.isArray(b.members) || a.members.length !== b.members.length) return false
+  const weights = new Map(a.members.map((m) => [m.peer, m.weight]))
+  return b.members.every((m) => weights.get(m?.peer) === m?.weight)
 }
 
 function numberField(body: Record<string, unknown>, key: string, fallback: number): number {

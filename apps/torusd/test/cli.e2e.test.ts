@@ -80,6 +80,30 @@ describe('torusctl volume', () => {
     expect(r.stderr).toMatch(/already initialised.*replication 1/)
   })
 
+  it('refuses a placement change while volumes exist, through torusctl and through the control API, unless forced', async () => {
+    expect((await d.ctl('volume', 'create-block', 'placed', '16MiB')).code).toBe(0)
+    try {
+      const refused = await d.ctl('ring', 'set-replication', '2')
+      expect(refused.code, refused.stderr).toBe(1)
+      expect(refused.stderr).toMatch(/rebalance\) is not built yet.*pass --force/)
+      const ringUrl = `http://127.0.0.1:${d.ports.peer}/v1/ring`
+      const ring = (await (await fetch(ringUrl)).json()) as { version: number; replication: number }
+      const put = (query: string, body: object): Promise<Response> => fetch(`${ringUrl}${query}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      const direct = await put('', { ...ring, version: ring.version + 1, replication: 2 })
+      expect(direct.status).toBe(501)
+      expect(((await direct.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'TORUS_NOT_SUPPORTED', message: expect.stringContaining('?force=true') })
+      expect(((await (await fetch(ringUrl)).json()) as { version: number }).version).toBe(ring.version)
+      // Forced, both ways; then back to one copy.
+      const forced = await d.ctl('ring', 'set-replication', '2', '--force')
+      expect(forced.code, forced.stderr).toBe(0)
+      const back = await put('?force=true', { ...ring, version: ring.version + 2 })
+      expect(back.status, await back.clone().text()).toBe(200)
+      expect(await back.json()).toMatchObject({ version: ring.version + 2, replication: ring.replication })
+    } finally {
+      await d.ctl('volume', 'delete', 'placed')
+    }
+  })
+
   it('prints usage errors for unknown commands and missing arguments (exit 2)', async () => {
     for (const args of [['frobnicate'], ['volume'], ['volume', 'create-block', 'x'], ['--output', 'yaml', 'volume', 'list']]) {
       const r = await d.ctl(...args)
