@@ -9,6 +9,8 @@ export interface NbdServerConfig {
   etcdPrefix: string
   /** Where NBD clients connect. */
   nbd: { host: string; port: number }
+  /** NBD connections served at once; more are refused at accept. */
+  nbdMaxConnections: number
   /** The cluster's transport secret, and where it came from (for messages). */
   clusterSecret: { bytes: Uint8Array; source: string }
   leaseTtlMs: number
@@ -26,6 +28,7 @@ export interface RawNbdServerOptions {
   endpoint?: string | undefined
   etcdPrefix?: string | undefined
   nbdAddress?: string | undefined
+  nbdMaxConnections?: string | number | undefined
   clusterSecretFile?: string | undefined
   leaseTtl?: string | number | undefined
   lockGrace?: string | number | undefined
@@ -35,6 +38,7 @@ export interface RawNbdServerOptions {
 export const DEFAULTS = {
   etcdPrefix: 'torus/',
   nbdAddress: '127.0.0.1:10809',
+  nbdMaxConnections: 64,
   leaseTtlSeconds: 10,
   lockGraceSeconds: 60,
   logLevel: 'info' as LogLevel,
@@ -71,6 +75,12 @@ export function resolveNbdServerConfig(flags: RawNbdServerOptions, env: NodeJS.P
 
   const nbd = hostPort('--nbd-address/TORUS_NBD_ADDRESS', String(pick(flags.nbdAddress, 'TORUS_NBD_ADDRESS') ?? DEFAULTS.nbdAddress))
 
+  const maxRaw = pick(flags.nbdMaxConnections, 'TORUS_NBD_MAX_CONNECTIONS') ?? DEFAULTS.nbdMaxConnections
+  const nbdMaxConnections = typeof maxRaw === 'number' ? maxRaw : /^\s*[0-9]+\s*$/.test(maxRaw) ? Number(maxRaw) : Number.NaN
+  if (!Number.isSafeInteger(nbdMaxConnections) || nbdMaxConnections < 1 || nbdMaxConnections > 65536) {
+    throw new UsageError(`--nbd-max-connections/TORUS_NBD_MAX_CONNECTIONS must be a whole number from 1 to 65536, got ${formatRaw(maxRaw)}`)
+  }
+
   const ttlRaw = pick(flags.leaseTtl, 'TORUS_LEASE_TTL') ?? DEFAULTS.leaseTtlSeconds
   const ttl = Number(ttlRaw)
   if (!Number.isFinite(ttl) || ttl < 1 || ttl > 3600 || String(ttlRaw).trim() === '') {
@@ -92,6 +102,7 @@ export function resolveNbdServerConfig(flags: RawNbdServerOptions, env: NodeJS.P
     etcd,
     etcdPrefix,
     nbd,
+    nbdMaxConnections,
     clusterSecret,
     leaseTtlMs: Math.round(ttl * 1000),
     lockGraceMs: Math.round(grace * 1000),

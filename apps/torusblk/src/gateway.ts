@@ -95,6 +95,7 @@ export class Gateway {
     this.#volumes = volumes
     this.#nbd = new NbdServer({
       logger: log.child({ component: 'nbd' }),
+      maxConnections: config.nbdMaxConnections,
       listExports: async () => (await metadata.listVolumes()).map((v) => ({ name: v.name, description: `torus block volume, ${formatSize(v.sizeBytes)}` })),
       openExport: async (name: string) => {
         const handle = await volumes.acquire(name)

@@ -36,6 +36,7 @@ async function main(): Promise<void> {
           .option('endpoint', { alias: 'C', type: 'string', describe: 'The cluster\'s etcd: HOST:PORT[,HOST:PORT...] or etcd://HOST:PORT[,...] [env TORUS_ENDPOINT]' })
           .option('etcd-prefix', { type: 'string', describe: `Key prefix of the cluster in etcd [env TORUS_ETCD_PREFIX] (default ${DEFAULTS.etcdPrefix})` })
           .option('nbd-address', { type: 'string', describe: `NBD listen HOST:PORT [env TORUS_NBD_ADDRESS] (default ${DEFAULTS.nbdAddress})` })
+          .option('nbd-max-connections', { type: 'string', describe: `NBD connections served at once; more are refused [env TORUS_NBD_MAX_CONNECTIONS] (default ${DEFAULTS.nbdMaxConnections})` })
           .option('cluster-secret-file', {
             type: 'string',
             describe: 'File holding the cluster secret that torusctl init wrote; peers refuse a gateway without it [env TORUS_CLUSTER_SECRET_FILE, or the secret itself in TORUS_CLUSTER_SECRET]',
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
             endpoint: argv.endpoint,
             etcdPrefix: argv['etcd-prefix'],
             nbdAddress: argv['nbd-address'],
+            nbdMaxConnections: argv['nbd-max-connections'],
             clusterSecretFile: argv['cluster-secret-file'],
             leaseTtl: argv['lease-ttl'],
             lockGrace: argv['lock-grace'],

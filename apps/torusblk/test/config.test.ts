@@ -33,7 +33,7 @@ function usageError(fn: () => unknown): string {
 describe('resolveNbdServerConfig', () => {
   it('applies the defaults', () => {
     const c = resolveNbdServerConfig({ endpoint: '10.0.0.1:2379', clusterSecretFile: secretFile }, {})
-    expect(c).toMatchObject({ etcd: ['10.0.0.1:2379'], etcdPrefix: 'torus/', nbd: { host: '127.0.0.1', port: 10809 }, leaseTtlMs: 10_000, lockGraceMs: 60_000, logLevel: 'info' })
+    expect(c).toMatchObject({ etcd: ['10.0.0.1:2379'], etcdPrefix: 'torus/', nbd: { host: '127.0.0.1', port: 10809 }, nbdMaxConnections: 64, leaseTtlMs: 10_000, lockGraceMs: 60_000, logLevel: 'info' })
     expect(new TextDecoder().decode(c.clusterSecret.bytes)).toBe(SECRET)
     expect(c.clusterSecret.source).toBe(secretFile)
   })
@@ -47,8 +47,10 @@ describe('resolveNbdServerConfig', () => {
       TORUS_LEASE_TTL: '5',
       TORUS_LOCK_GRACE: '0',
       TORUS_LOG_LEVEL: 'debug',
+      TORUS_NBD_MAX_CONNECTIONS: '200',
     }
     expect(resolveNbdServerConfig({}, env)).toMatchObject({
+      nbdMaxConnections: 200,
       etcd: ['a:2379', 'b:2380'],
       etcdPrefix: 'prod/',
       nbd: { host: '0.0.0.0', port: 11000 },
@@ -66,6 +68,8 @@ describe('resolveNbdServerConfig', () => {
     expect(usageError(() => resolveNbdServerConfig({ endpoint: 'h:2379' }, {}))).toMatch(/needs the cluster secret .*--cluster-secret-file .*TORUS_CLUSTER_SECRET_FILE.*TORUS_CLUSTER_SECRET/)
     expect(usageError(() => resolveNbdServerConfig({ endpoint: 'h:2379', clusterSecretFile: path.join(dir, 'missing') }, {}))).toMatch(/--cluster-secret-file: cannot read/)
     expect(usageError(() => resolveNbdServerConfig({ endpoint: 'h:2379' }, { TORUS_CLUSTER_SECRET: 'short' }))).toMatch(/is 5 characters; it must be at least 32/)
+    expect(usageError(() => resolveNbdServerConfig({ endpoint: 'h:2379', clusterSecretFile: secretFile, nbdMaxConnections: '0' }, {}))).toMatch(/--nbd-max-connections\/TORUS_NBD_MAX_CONNECTIONS must be a whole number from 1 to 65536, got "0"/)
+    expect(usageError(() => resolveNbdServerConfig({ endpoint: 'h:2379', clusterSecretFile: '/dev/zero' }, {}))).toMatch(/--cluster-secret-file: cannot read "\/dev\/zero": it is longer than 4096 bytes/)
   })
 
   it('refuses bad values, naming the flag', () => {

@@ -12,6 +12,8 @@ export interface DaemonConfig {
   peerAddress: string
   peerListen: { host: string; port: number }
   nbd: { host: string; port: number } | undefined
+  /** NBD connections served at once; more are refused at accept. */
+  nbdMaxConnections: number
   /** Block size used when this node initialises a fresh one-node cluster. */
   blockSizeBytes: number
   leaseTtlMs: number
@@ -41,6 +43,7 @@ export interface RawOptions {
   port?: string | number | undefined
   peerAddress?: string | undefined
   nbdAddress?: string | undefined
+  nbdMaxConnections?: string | number | undefined
   blockSize?: string | undefined
   leaseTtl?: string | number | undefined
   logLevel?: string | undefined
@@ -58,6 +61,7 @@ export const DEFAULTS = {
   port: 4321,
   peerAddress: 'ws://127.0.0.1:40000',
   nbdAddress: '127.0.0.1:10809',
+  nbdMaxConnections: 64,
   blockSize: '512KiB',
   leaseTtlSeconds: 10,
   logLevel: 'info' as LogLevel,
@@ -88,6 +92,8 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
 
   const nbdRaw = pick(flags.nbdAddress, 'TORUS_NBD_ADDRESS') ?? DEFAULTS.nbdAddress
   const nbd = nbdRaw === 'none' || nbdRaw === 'off' ? undefined : hostPort('--nbd-address', String(nbdRaw))
+
+  const nbdMaxConnections = maxConnections(pick(flags.nbdMaxConnections, 'TORUS_NBD_MAX_CONNECTIONS') ?? DEFAULTS.nbdMaxConnections, (m) => new ConfigError(m))
 
   let blockSizeBytes: number
   try {
@@ -129,6 +135,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     peerAddress,
     peerListen,
     nbd,
+    nbdMaxConnections,
     blockSizeBytes,
     leaseTtlMs: Math.round(ttl * 1000),
     logLevel: logLevel as LogLevel,
@@ -227,4 +234,11 @@ function parsePeerAddress(raw: string): { host: string; port: number } {
   const host = url.hostname.replace(/^\[|\]$/g, '')
   const p = url.port === '' ? 40000 : Number(url.port)
   return { host, port: p }
+}
+
+/** `--nbd-max-connections`: a whole number of connections, 1 to 65536. */
+export function maxConnections(raw: string | number, error: (message: string) => Error): number {
+  const n = typeof raw === 'number' ? raw : /^\s*[0-9]+\s*$/.test(raw) ? Number(raw) : Number.NaN
+  if (!Number.isSafeInteger(n) || n < 1 || n > 65536) throw error(`--nbd-max-connections/TORUS_NBD_MAX_CONNECTIONS must be a whole number from 1 to 65536, got ${formatRaw(raw)}`)
+  return n
 }

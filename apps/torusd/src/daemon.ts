@@ -498,6 +498,7 @@ export class Daemon {
     const metadata = this.#metadata!
     this.#nbd = new NbdServer({
       logger: this.#log.child({ component: 'nbd' }),
+      maxConnections: this.config.nbdMaxConnections,
       listExports: async () => (await metadata.listVolumes()).map((v) => ({ name: v.name, description: `torus block volume, ${formatSize(v.sizeBytes)}` })),
       openExport: async (name: string) => {
         const handle = await volumes.acquire(name)

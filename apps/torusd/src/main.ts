@@ -16,6 +16,7 @@ async function main(): Promise<void> {
     .option('port', { type: 'string', describe: `HTTP listen port [env LISTEN_HTTP_PORT] (default ${DEFAULTS.port})` })
     .option('peer-address', { type: 'string', describe: `Peer address; torusctl talks to it [env PEER_ADDRESS] (default ${DEFAULTS.peerAddress})` })
     .option('nbd-address', { type: 'string', describe: `NBD listen HOST:PORT, or "off" [env TORUS_NBD_ADDRESS] (default ${DEFAULTS.nbdAddress})` })
+    .option('nbd-max-connections', { type: 'string', describe: `NBD connections served at once; more are refused [env TORUS_NBD_MAX_CONNECTIONS] (default ${DEFAULTS.nbdMaxConnections})` })
     .option('block-size', { type: 'string', describe: `Block size when this node formats a new cluster (default ${DEFAULTS.blockSize})` })
     .option('lease-ttl', { type: 'string', describe: `Volume lock lease TTL in seconds [env TORUS_LEASE_TTL] (default ${DEFAULTS.leaseTtlSeconds})` })
     .option('log-level', { type: 'string', describe: `debug, info, warn or error [env TORUS_LOG_LEVEL] (default ${DEFAULTS.logLevel})` })
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
       port: argv.port,
       peerAddress: argv['peer-address'],
       nbdAddress: argv['nbd-address'],
+      nbdMaxConnections: argv['nbd-max-connections'],
       blockSize: argv['block-size'],
       leaseTtl: argv['lease-ttl'],
       logLevel: argv['log-level'],

@@ -15,6 +15,7 @@ describe('resolveConfig', () => {
       peerAddress: 'ws://127.0.0.1:40000',
       peerListen: { host: '127.0.0.1', port: 40000 },
       nbd: { host: '127.0.0.1', port: 10809 },
+      nbdMaxConnections: 64,
       blockSizeBytes: 512 * 1024,
       leaseTtlMs: 10_000,
       logLevel: 'info',
@@ -75,6 +76,9 @@ describe('resolveConfig', () => {
       [{ etcdPrefix: 'a b' }, {}, /--etcd-prefix/],
       [{ lockGrace: '-1' }, {}, /--lock-grace/],
       [{}, { TORUS_LOCK_GRACE: 'soon' }, /TORUS_LOCK_GRACE/],
+      [{ nbdMaxConnections: '0' }, {}, /--nbd-max-connections/],
+      [{ nbdMaxConnections: '1.5' }, {}, /--nbd-max-connections/],
+      [{}, { TORUS_NBD_MAX_CONNECTIONS: 'lots' }, /TORUS_NBD_MAX_CONNECTIONS/],
     ]
     for (const [flags, env, message] of cases) {
       expect(() => resolveConfig(flags, env), JSON.stringify(flags) + JSON.stringify(env)).toThrow(ConfigError)

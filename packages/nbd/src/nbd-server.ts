@@ -18,9 +18,11 @@ export interface NbdServerOptions extends Omit<NbdServeOptions, 'stats' | 'listE
   /** Shutdown: how long `close()` lets in-flight requests finish before hard-closing. Default 10 s. */
   closeTimeoutMs?: number
   /**
-   * Connections served at once; more are closed on accept (and logged). Each connection may
-   * hold up to its in-flight budget (64 MiB by default) of requests and unread replies, so this
-   * bounds the server's memory. Default 64.
+   * Connections served at once; more are refused (and logged). Each connection may hold up to
+   * its in-flight budget (64 MiB by default) of requests and unread replies, so this bounds the
+   * server's memory. A refused client still gets the handshake, and its export request fails
+   * with a message naming the limit (a few such handshakes at a time, each at most 5 s; beyond
+   * that the socket is closed at once). Default 64.
    */
   maxConnections?: number
   /** Read WRITE payloads straight into their buffers (default true); false uses plain stream reads. */
@@ -36,12 +38,17 @@ export interface NbdListenOptions {
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000
 const DEFAULT_MAX_CONNECTIONS = 64
+/** Over-limit clients told why at once; more are cut off without a word. */
+const REFUSAL_SLOTS = 8
+const REFUSAL_HANDSHAKE_TIMEOUT_MS = 5_000
 
 export class NbdServer {
   readonly #options: NbdServerOptions
   readonly #log: Logger
   readonly #stats: NbdStats = createNbdStats()
   readonly #connections = new Set<NbdConnection>()
+  /** Over-limit connections in their refusal handshake (not counted in `connections`). */
+  readonly #refusals = new Set<NbdConnection>()
   readonly #serveOptions: NbdServeOptions
   #server: Server | undefined
   #closing: Promise<void> | undefined
@@ -126,6 +133,7 @@ export class NbdServer {
       for (const c of this.#connections) c.destroy()
     }, timeoutMs)
     timer.unref()
+    for (const c of this.#refusals) c.destroy()
     await Promise.all(conns.map((c) => c.close()))
     clearTimeout(timer)
     await stopped
@@ -137,10 +145,11 @@ export class NbdServer {
       socket.destroy()
       return
     }
-    if (this.#connections.size >= (this.#options.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) {
+    const limit = this.#options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+    if (this.#connections.size >= limit) {
       this.#stats.refusedConnections++
-      this.#log.warn('connection refused: too many connections', { limit: this.#options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, remote: socket.remoteAddress })
-      socket.destroy()
+      this.#log.warn('connection refused: too many connections', { limit, remote: socket.remoteAddress })
+      this.#refuse(socket, limit)
       return
     }
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}` // before #serveDirect detaches it
@@ -148,6 +157,24 @@ export class NbdServer {
     this.#connections.add(conn)
     this.#log.debug('connection', { remote })
     void conn.closed.then(() => this.#connections.delete(conn))
+  }
+
+  /**
+   * Runs the handshake with every export unavailable, so the client prints why (qemu:
+   * "server reported: export X not available: too many NBD connections…") instead of an
+   * unexplained end of file.
+   */
+  #refuse(socket: Socket, limit: number): void {
+    if (this.#refusals.size >= REFUSAL_SLOTS) {
+      socket.destroy()
+      return
+    }
+    const { resolveExport: _resolve, openExport: _open, ...options } = this.#serveOptions
+    const why = new Error(`too many NBD connections: this server serves at most ${limit} at once; close some, or raise its limit`)
+    const conn = serveConnection(socket, { ...options, handshakeTimeoutMs: REFUSAL_HANDSHAKE_TIMEOUT_MS, openExport: () => Promise.reject(why) })
+    socket.resume()
+    this.#refusals.add(conn)
+    void conn.closed.then(() => this.#refusals.delete(conn))
   }
 
   #serveStream(socket: Socket): NbdConnection {

@@ -1,8 +1,10 @@
 // The server bounds how many connections it serves at once (and so its memory): past
-// `maxConnections` a new connection is closed at once, and a slot frees when a client leaves.
+// `maxConnections` a new client gets the handshake and an export error naming the limit (a few
+// at a time; beyond those the socket is closed at once), and a slot frees when a client leaves.
 import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { NbdServer } from '../src/index.js'
+import * as C from '../src/protocol/constants.js'
 import { MemoryDevice } from './helpers/memory-device.js'
 import { RawClient, until } from './helpers/raw-client.js'
 
@@ -16,7 +18,7 @@ async function open(port: number): Promise<RawClient> {
 }
 
 describe('NbdServer maxConnections', () => {
-  it('closes connections past the limit and accepts again once one leaves', async () => {
+  it('refuses connections past the limit with a reason, and accepts again once one leaves', async () => {
     const device = new MemoryDevice(1024 * 1024)
     const server = new NbdServer({ listExports: () => [], resolveExport: () => device, maxConnections: 2 })
     const { port } = await server.listen({ host: '127.0.0.1', port: 0 })
@@ -26,8 +28,13 @@ describe('NbdServer maxConnections', () => {
       await a.connect('x')
       await b.connect('x')
       const c = await open(port)
-      await c.closed
+      await c.start()
+      const refused = await c.go('x')
+      expect(refused.final).toBe(C.REP_ERR_POLICY)
+      expect(refused.message).toBe('export x not available: too many NBD connections: this server serves at most 2 at once; close some, or raise its limit')
       expect(server.stats.refusedConnections).toBe(1)
+      expect(server.connections).toBe(2)
+      c.destroy()
       a.destroy()
       await until(() => server.connections === 1)
       const d = await open(port)
@@ -35,6 +42,32 @@ describe('NbdServer maxConnections', () => {
       d.destroy()
       b.destroy()
     } finally {
+      await server.close()
+    }
+  })
+
+  it('cuts off over-limit clients without a word once several are being refused', async () => {
+    const device = new MemoryDevice(1024 * 1024)
+    const server = new NbdServer({ listExports: () => [], resolveExport: () => device, maxConnections: 1 })
+    const { port } = await server.listen({ host: '127.0.0.1', port: 0 })
+    const clients: RawClient[] = []
+    try {
+      const a = await open(port)
+      await a.connect('x')
+      clients.push(a)
+      // Eight refusals hold their handshake open (the client sends nothing)...
+      for (let i = 0; i < 8; i++) {
+        const r = await open(port)
+        clients.push(r)
+        await r.start()
+      }
+      // ...so the ninth is closed at once, before any greeting.
+      const late = await open(port)
+      clients.push(late)
+      expect((await late.expectClose()).byteLength).toBe(0)
+      expect(server.stats.refusedConnections).toBe(9)
+    } finally {
+      for (const c of clients) c.destroy()
       await server.close()
     }
   })
