@@ -14,6 +14,7 @@ import {
 import { AbstractBlockStore } from './abstract-block-store.js'
 import { closeFd, fdatasync, fsyncDir, mapFsError, openFd, preadFull, pwriteAll } from './fs-io.js'
 import { INDEX_HEADER_BYTES, decodeIndexFile, encodeIndexHeader } from './index-file.js'
+import { punchHole } from './punch-hole.js'
 
 export interface FileBlockStoreOptions {
   /** Root directory; created if missing. One subdirectory per volume lives under it. */
@@ -27,6 +28,12 @@ export interface FileBlockStoreOptions {
    * Tests pass a recording or failing wrapper to check what a flush syncs, and in what order.
    */
   fdatasync?: (fd: number) => Promise<void>
+  /**
+   * How the disk space of deleted blocks is given back: punches a hole in a data file (see
+   * punch-hole.ts, the default), or `false` to keep it allocated until the block is rewritten.
+   * Tests pass a recording or failing wrapper.
+   */
+  punchHole?: ((path: string, offsetBytes: number, lengthBytes: number) => Promise<void>) | false
 }
 
 /** Index bytes are written back to disk in pages of this size. */
@@ -36,6 +43,12 @@ const MAX_BLOCKS_PER_VOLUME = 2 ** 31
 const VOLUME_DIR_RE = /^[1-9][0-9]*$/
 const TRASH_DIR_RE = /^\.[1-9][0-9]*\.deleted$/
 const RDWR_CREATE = fs.constants.O_RDWR | fs.constants.O_CREAT
+/**
+ * Deleted blocks whose disk space is still held (awaiting the flush that makes their deletion
+ * durable) before the store flushes on its own: bounds how far a client that trims and writes
+ * elsewhere without ever flushing can push the data files past the capacity.
+ */
+const RELEASED_FLUSH_TRIGGER_BLOCKS = 64
 
 interface Volume {
   readonly id: VolumeId
@@ -49,8 +62,10 @@ interface Volume {
   dataDirty: boolean
   /** Index pages changed since the last flush took its snapshot. */
   readonly dirtyPages: Set<number>
-  /** Blocks being allocated; everyone else touching them waits. These promises never reject. */
+  /** Blocks being allocated or punched; everyone else touching them waits. These promises never reject. */
   readonly pending: Map<number, Promise<void>>
+  /** Blocks deleted since the last flush took its snapshot; their bytes are still on disk. */
+  released: Set<number>
   /** I/O and flushes using this volume's fds; deleteVolume waits for zero before closing them. */
   inflight: number
   drained: (() => void) | undefined
@@ -70,6 +85,15 @@ interface Volume {
  * Index changes stay in memory until `flush()`, which first fdatasyncs every data file written
  * since the last flush and only then writes and fdatasyncs the changed index pages, so the index
  * never claims a block whose bytes are not durable.
+ *
+ * A deleted block's disk space is given back after the flush that makes the deletion durable:
+ * a background step punches holes over the blocks that are still absent (adjacent ones in one
+ * call), holding off their reallocation meanwhile. Punching only once the index durably says
+ * "absent" means a crash can never leave the index claiming a block whose bytes were punched
+ * away. Many deletes without a flush make the store flush on its own, so trimming and writing
+ * elsewhere cannot grow the files without bound. If holes cannot be punched (no fallocate(1),
+ * or a file system without support), deleted space stays allocated until rewritten, and the
+ * store says so once in its log.
  */
 export class FileBlockStore extends AbstractBlockStore {
   readonly supports: BlockStoreSupports = Object.freeze({ persistent: true, trim: true, iterate: true })
@@ -85,6 +109,12 @@ export class FileBlockStore extends AbstractBlockStore {
   #flushQueued: Promise<void> | undefined
   /** Set by a failed flush: every later write, delete and flush rejects with it. */
   #failed: TorusError | undefined
+  readonly #punchHole: ((path: string, offsetBytes: number, lengthBytes: number) => Promise<void>) | undefined
+  #punchFailed = false
+  /** Hole punching in the background, one batch after another; never rejects. */
+  #reclaiming: Promise<void> = Promise.resolve()
+  /** Deleted blocks across volumes whose space is not yet given back (see released). */
+  #releasedBlocks = 0
 
   constructor(options: FileBlockStoreOptions) {
     super(options)
@@ -96,6 +126,7 @@ export class FileBlockStore extends AbstractBlockStore {
     this.#capacityBytes = options.capacityBytes
     this.#log = (options.logger ?? silentLogger).child({ component: 'blockstore:file' })
     this.#fdatasync = options.fdatasync ?? fdatasync
+    this.#punchHole = options.punchHole === false ? undefined : (options.punchHole ?? punchHole)
   }
 
   readonly #fdatasync: (fd: number) => Promise<void>
@@ -126,6 +157,7 @@ export class FileBlockStore extends AbstractBlockStore {
       // After a failed flush nothing more may be claimed durable: close without flushing.
       if (this.#failed === undefined) await this.#flushCoalesced()
     } finally {
+      await this.#reclaiming
       await this.#closeVolumes()
       this.#log.info('closed', { dir: this.#dir })
     }
@@ -176,6 +208,14 @@ export class FileBlockStore extends AbstractBlockStore {
     this.#setEntry(vol, ref.index, 0)
     vol.blocks--
     this.#usedBlocks--
+    if (this.#punchHole !== undefined && !this.#punchFailed && !vol.released.has(ref.index)) {
+      vol.released.add(ref.index)
+      if (++this.#releasedBlocks >= RELEASED_FLUSH_TRIGGER_BLOCKS) {
+        this.#releasedBlocks = 0
+        // A failure here also fails the next flush a client asks for (the store is failed).
+        this.#flushCoalesced().catch((err: unknown) => this.#log.warn('flush for deleted blocks failed', { err }))
+      }
+    }
   }
 
   protected async _deleteVolume(volumeId: VolumeId): Promise<void> {
@@ -257,6 +297,8 @@ export class FileBlockStore extends AbstractBlockStore {
       }
       this.#usedBlocks++
       vol.blocks++
+      // The allocating write below covers the whole block: no hole to punch there any more.
+      vol.released.delete(index)
       // Held until the accounting below is done, so a deleteVolume draining this volume
       // subtracts its blocks only after a failed allocation has given its reservation back.
       vol.inflight++
@@ -376,15 +418,18 @@ export class FileBlockStore extends AbstractBlockStore {
     // Snapshot synchronously: which data files to sync, and the index pages as they are now. The
     // index bytes are copied before the data sync, so they only claim blocks whose allocating
     // write completed before this point, and that write is covered by the data sync below.
-    const work: { vol: Volume; data: boolean; pages: number[]; runs: { position: number; bytes: Uint8Array }[] }[] = []
+    const work: { vol: Volume; data: boolean; pages: number[]; runs: { position: number; bytes: Uint8Array }[]; released: Set<number> }[] = []
     for (const vol of this.#volumes.values()) {
       if (!vol.dataDirty && vol.dirtyPages.size === 0) continue
       const pages = [...vol.dirtyPages].sort((a, b) => a - b)
-      work.push({ vol, data: vol.dataDirty, pages, runs: this.#indexRuns(vol, pages) })
+      work.push({ vol, data: vol.dataDirty, pages, runs: this.#indexRuns(vol, pages), released: vol.released })
       vol.dataDirty = false
       vol.dirtyPages.clear()
+      // Deleted before this snapshot: absent in the index pages written below.
+      vol.released = new Set()
       vol.inflight++
     }
+    this.#releasedBlocks = 0
     if (work.length === 0) return
     try {
       await Promise.all(work.map((w) => (w.data ? this.#fdatasync(w.vol.dataFd) : undefined)))
@@ -410,6 +455,53 @@ export class FileBlockStore extends AbstractBlockStore {
       throw this.#failed
     } finally {
       for (const w of work) this.#release(w.vol)
+    }
+    const released = work.filter((w) => w.released.size > 0)
+    if (released.length > 0 && this.#punchHole !== undefined) {
+      this.#reclaiming = this.#reclaiming.then(() => this.#reclaim(released))
+    }
+  }
+
+  /**
+   * Punches holes over blocks whose deletion is durable and that are still absent, merging
+   * adjacent ones; each run is held like an allocation meanwhile, so a write to one of its
+   * blocks waits and then allocates it afresh. One run at a time, in the background.
+   */
+  async #reclaim(batches: { vol: Volume; released: Set<number> }[]): Promise<void> {
+    const B = this.blockSizeBytes
+    for (const { vol, released } of batches) {
+      const sorted = [...released].sort((a, b) => a - b)
+      for (let k = 0; k < sorted.length; ) {
+        if (this.#punchFailed) return
+        // Deleted meanwhile: its files are gone with all their space.
+        if (this.#volumes.get(vol.id) !== vol) break
+        const run: number[] = []
+        for (; k < sorted.length; k++) {
+          const i = sorted[k]!
+          if (run.length > 0 && i !== run[run.length - 1]! + 1) break
+          // Reallocated since (or being allocated): its bytes are live again.
+          if (vol.index[i] === 1 || vol.pending.has(i)) {
+            if (run.length > 0) break
+            continue
+          }
+          run.push(i)
+        }
+        if (run.length === 0) continue
+        let done!: () => void
+        const gate = new Promise<void>((resolve) => (done = resolve))
+        for (const i of run) vol.pending.set(i, gate)
+        vol.inflight++
+        try {
+          await this.#punchHole!(join(vol.dir, 'data'), run[0]! * B, run.length * B)
+        } catch (err) {
+          this.#punchFailed = true
+          this.#log.warn('cannot give the space of deleted blocks back to the file system; it stays allocated until the blocks are written again', { dir: this.#dir, err })
+        } finally {
+          for (const i of run) vol.pending.delete(i)
+          done()
+          this.#release(vol)
+        }
+      }
     }
   }
 
@@ -507,7 +599,7 @@ export class FileBlockStore extends AbstractBlockStore {
   }
 
   #newVolume(id: VolumeId, dir: string, dataFd: number, indexFd: number, index: Uint8Array, blocks: number): Volume {
-    return { id, dir, dataFd, indexFd, index, blocks, dataDirty: false, dirtyPages: new Set(), pending: new Map(), inflight: 0, drained: undefined }
+    return { id, dir, dataFd, indexFd, index, blocks, dataDirty: false, dirtyPages: new Set(), pending: new Map(), released: new Set(), inflight: 0, drained: undefined }
   }
 
   async #closeVolumes(): Promise<void> {
