@@ -424,18 +424,61 @@ export class DistributedBlockStore extends AbstractBlockStore {
         incarnations.set(peer, incarnationOf(await this.#request(peer, REPLICA_METHODS.flush, { generations: generationsFor(peer) }, options)))
       }
     })
+    const unreachable: PeerId[] = []
     for (const o of outcomes) {
       if (o.ok) continue
       const owed = dirty.get(o.peer)!
+      if (!isTorusError(o.error, 'TORUS_LEASE_EXPIRED')) {
+        unreachable.push(o.peer)
+        continue
+      }
       // A volume another holder took over: its writes here are fenced for good, and asking again
       // would fail every later flush of this gateway's other volumes. This flush still fails.
-      const fenced = isTorusError(o.error, 'TORUS_LEASE_EXPIRED') ? (o.error.details as { volumeId?: unknown } | undefined)?.volumeId : undefined
+      const fenced = (o.error.details as { volumeId?: unknown } | undefined)?.volumeId
       if (typeof fenced === 'number') this.#dropVolume(owed, fenced as VolumeId)
-      // Failed peers still owe durability for those writes: the next flush asks them again.
       this.#restoreDirty(o.peer, owed)
     }
+    const settled = await this.#settleUnreachable(unreachable, dirty, incarnations)
     await this.#settleRestartedReplicas(dirty, incarnations, round)
-    this.#throwUnlessAll(outcomes, 'flush')
+    this.#throwUnlessAll(
+      outcomes.filter((o) => o.ok || !settled.has(o.peer)),
+      'flush',
+    )
+  }
+
+  /**
+   * A replica that could not flush (unreachable, timed out, or its disk failed) may never make
+   * the writes it acknowledged durable. As for a degraded write (DESIGN.md, data path 2), the
+   * flush may still complete: each such block is recorded stale on it — durably, in metadata,
+   * before the flush is acknowledged — when another current replica made the block durable in
+   * this round. Blocks no other replica holds durably stay owed by it (the next flush asks it
+   * again) and fail this flush, as does a record that cannot be written. Returns the peers
+   * whose failure is fully settled that way.
+   */
+  async #settleUnreachable(peers: readonly PeerId[], dirty: Map<PeerId, DirtyPeer>, incarnations: Map<PeerId, string>): Promise<Set<PeerId>> {
+    const settled = new Set<PeerId>()
+    for (const peer of peers) {
+      const owed = dirty.get(peer)!
+      const left: DirtyPeer = { volumes: new Set(), blocks: new Map() }
+      for (const [key, b] of owed.blocks) {
+        if (this.#onDegraded !== undefined && this.#durableElsewhere(b.ref, [peer], dirty, incarnations)) {
+          this.#markStaleUnrecorded(b.ref, [peer])
+          try {
+            await this.#record(b.ref, [peer], 'flush')
+            this.#log.warn('replica could not flush; recorded stale for the block', { volume: b.ref.volumeId, index: b.ref.index, peer })
+            continue
+          } catch (err) {
+            this.#log.warn('replica could not flush, and its stale mark could not be recorded', { volume: b.ref.volumeId, index: b.ref.index, peer, err })
+          }
+        }
+        left.blocks.set(key, b)
+        left.volumes.add(b.ref.volumeId)
+      }
+      if (left.blocks.size === 0) settled.add(peer)
+      // Failed peers still owe durability for what is not settled: the next flush asks again.
+      else this.#restoreDirty(peer, left)
+    }
+    return settled
   }
 
   #dropVolume(d: DirtyPeer, volumeId: VolumeId): void {

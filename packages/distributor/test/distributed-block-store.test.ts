@@ -277,6 +277,57 @@ describe('DistributedBlockStore flush', () => {
   })
 })
 
+describe('DistributedBlockStore degraded flush', () => {
+  it('completes when a written replica is unreachable but another made the block durable, recording it stale first', async () => {
+    const rec = recorder()
+    const c = await start({ onDegraded: rec.hook })
+    const gateway = c.nodes[0]!.store
+    const { ref, replicas } = remoteOnly(c)
+    await gateway.write(ref, 0, bytes(8, 21))
+    c.isolate(replicas[1]!)
+    await gateway.flush()
+    expect(rec.calls).toEqual([{ ref: ref.toString(), stale: [replicas[1]!.peer] }])
+    expect(gateway.staleReplicas(ref)).toEqual([replicas[1]!.peer])
+    // Nothing is owed any more: the next flush does not fail on the isolated replica.
+    await gateway.flush()
+    const target = new Uint8Array(8)
+    await gateway.read(ref, 0, target)
+    expect(target).toEqual(bytes(8, 21))
+  })
+
+  it('fails, and records nothing, when no other replica made the block durable', async () => {
+    const rec = recorder()
+    const c = await start({ onDegraded: rec.hook })
+    const gateway = c.nodes[0]!.store
+    const { ref, replicas } = remoteOnly(c)
+    await gateway.write(ref, 0, bytes(8, 22))
+    c.isolate(replicas[0]!)
+    c.isolate(replicas[1]!)
+    await expect(gateway.flush()).rejects.toMatchObject({ code: 'TORUS_UNAVAILABLE' })
+    expect(rec.calls).toEqual([])
+    // Both still owe the write: once they are back, a flush makes it durable and succeeds.
+    c.restore(replicas[0]!)
+    c.restore(replicas[1]!)
+    await vi.waitFor(() => gateway.flush(), { timeout: 2_000, interval: 20 })
+    expect(rec.calls).toEqual([])
+    expect(gateway.staleReplicas(ref)).toEqual([])
+  })
+
+  it('keeps owing the flush when the stale record cannot be written', async () => {
+    let etcdUp = false
+    const recorded: string[] = []
+    const c = await start({ onDegraded: async (ref) => { if (!etcdUp) throw new Error('etcd down'); recorded.push(ref.toString()) } })
+    const gateway = c.nodes[0]!.store
+    const { ref, replicas } = remoteOnly(c)
+    await gateway.write(ref, 0, bytes(8, 23))
+    c.isolate(replicas[1]!)
+    await expect(gateway.flush()).rejects.toMatchObject({ code: 'TORUS_UNAVAILABLE' })
+    etcdUp = true
+    await gateway.flush()
+    expect(recorded).toEqual([ref.toString()])
+  })
+})
+
 describe('DistributedBlockStore flush ordering', () => {
   it('does not acknowledge a flush while an earlier one is still waiting for a replica', async () => {
     const c = await start()
