@@ -102,6 +102,9 @@ export class Gateway {
         if (handle === undefined) return undefined
         return { device: handle.volume, close: () => handle.release() }
       },
+      // NBD_OPT_INFO (nbdinfo, nbdinfo --list) takes no lock: it must work while another node
+      // holds the volume, and must not fence anything.
+      describeExport: (name: string) => volumes.describe(name),
     })
     const bound = await this.#nbd.listen(config.nbd)
     this.address = `${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`

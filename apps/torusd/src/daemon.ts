@@ -505,6 +505,9 @@ export class Daemon {
         if (handle === undefined) return undefined
         return { device: handle.volume, close: () => handle.release() }
       },
+      // NBD_OPT_INFO (nbdinfo, nbdinfo --list) takes no lock: it must work while another node
+      // holds the volume, and must not fence anything.
+      describeExport: (name: string) => volumes.describe(name),
     })
     const addr = await this.#nbd.listen({ host: nbd.host, port: nbd.port })
     return `${formatHost(addr.address)}:${addr.port}`

@@ -142,6 +142,11 @@ describe.skipIf(!haveEtcd)('a three-node cluster on etcd (needs etcd)', () => {
       const holderName = `torusd/${statusA.peer}@127.0.0.1:${a.ports.peer}`
       expect(refused.stdout + refused.stderr).toContain(`volume pad is locked by ${holderName}`)
       expect(b.logs()).toContain(`volume pad is locked by ${holderName}`)
+      // Asking about the export (NBD_OPT_INFO) takes no lock: nbdinfo works through B meanwhile.
+      const listed = await run('nbdinfo', ['--list', '--json', `nbd://127.0.0.1:${b.ports.nbd}`], { timeoutMs: 30_000 })
+      expect(listed.code, listed.stderr).toBe(0)
+      const exports = (JSON.parse(listed.stdout) as { exports: Array<{ 'export-name': string; 'export-size': number }> }).exports
+      expect(exports).toEqual([expect.objectContaining({ 'export-name': 'pad', 'export-size': 1024 ** 3 })])
 
       await a.kill('SIGKILL')
       await holder.stop('SIGKILL')

@@ -121,7 +121,7 @@ describe.skipIf(!haveFs)('the original demo: ext4 through node A, A SIGKILLed, a
 
     await a.kill('SIGKILL')
     await waitForTakeover(b, 'pad')
-    expect(b.logs()).toMatch(/"msg":"peers missed the new generation; they serve nothing of this volume until repaired".*"volume":"pad"/)
+    expect(b.logs()).toMatch(/"msg":"peers missed the new generation; this holder reads nothing from them, and records them stale at its first write".*"volume":"pad"/)
 
     const viaB = new FuseAttachment(fs.mkdtempSync(path.join(dir, 'b-')), '127.0.0.1', b.ports.nbd, 'pad')
     cleanups.push(() => viaB.detach())
@@ -138,6 +138,11 @@ describe.skipIf(!haveFs)('the original demo: ext4 through node A, A SIGKILLed, a
       await run('umount', [mnt])
       await viaB.detach()
     }
+    // B only read: A missed nothing of B's tenure, so nothing shuts A out of the volume for good.
+    const records = await run('etcdctl', ['--endpoints', c.etcd.endpoint, 'get', '--prefix', '--keys-only', 'e2e-replication/stale/'])
+    expect(records.code, records.stderr).toBe(0)
+    expect(records.stdout.trim()).toBe('')
+    expect(b.logs()).not.toMatch(/recorded stale for the whole volume/)
     // SIGTERM of a node other peers are connected to: it flushes, unlocks and exits 0 by itself.
     const third = c.nodes[2]!
     const stopping = Date.now()

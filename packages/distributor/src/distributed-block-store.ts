@@ -111,6 +111,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
   readonly #connections = new Map<PeerId, Promise<PeerConnection>>()
   /** Per peer (this one included), what it acknowledged since the last flush. */
   readonly #dirty = new Map<PeerId, DirtyPeer>()
+  /** Volume-wide stale marks held in memory until the volume's first mutation records them. */
+  readonly #volumeStaleUnrecorded = new Map<VolumeId, { record: () => Promise<void>; recording: Promise<void> | undefined }>()
   /**
    * Stale marks not (yet) durable in metadata: a degraded write whose hook failed. The next
    * mutation of the block must record them before it may be acknowledged, or a later holder,
@@ -250,9 +252,41 @@ export class DistributedBlockStore extends AbstractBlockStore {
     return out
   }
 
+  /**
+   * Marks `peers` stale for every block of `volumeId` now (no reads from them, no writes to
+   * them), and makes the first mutation of the volume from now on wait for `record` (which must
+   * make the marks durable in metadata) and fail with TORUS_UNAVAILABLE while it cannot. A
+   * tenure that only reads never records them: it wrote nothing those peers missed.
+   */
+  deferVolumeStale(volumeId: VolumeId, peers: readonly PeerId[], record: () => Promise<void>): void {
+    this.markVolumeStale(volumeId, peers)
+    this.#volumeStaleUnrecorded.set(volumeId, { record, recording: undefined })
+  }
+
+  /** Whether `deferVolumeStale` marks of `volumeId` still wait for the first mutation. */
+  hasDeferredVolumeStale(volumeId: VolumeId): boolean {
+    return this.#volumeStaleUnrecorded.has(volumeId)
+  }
+
+  async #recordDeferredVolumeStale(volumeId: VolumeId): Promise<void> {
+    const pending = this.#volumeStaleUnrecorded.get(volumeId)
+    if (pending === undefined) return
+    pending.recording ??= pending.record().then(
+      () => {
+        if (this.#volumeStaleUnrecorded.get(volumeId) === pending) this.#volumeStaleUnrecorded.delete(volumeId)
+      },
+      (err: unknown) => {
+        pending.recording = undefined
+        throw new TorusError('TORUS_UNAVAILABLE', `volume ${volumeId}: members that missed this holder's generation could not be recorded stale, so nothing may be written yet`, { cause: err, details: { volumeId } })
+      },
+    )
+    await pending.recording
+  }
+
   /** Forgets this gateway's stale marks for `volumeId` (before loading them afresh from metadata). */
   resetStale(volumeId: VolumeId): void {
     this.#volumeStale.delete(volumeId)
+    this.#volumeStaleUnrecorded.delete(volumeId)
     const prefix = `${volumeId}:`
     for (const key of [...this.#stale.keys()]) if (key.startsWith(prefix)) this.#stale.delete(key)
     for (const key of [...this.#unrecorded.keys()]) if (key.startsWith(prefix)) this.#unrecorded.delete(key)
@@ -659,6 +693,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     kind: 'write' | 'put' | 'delete',
     send: (peer: PeerId, generation: number, seq: number) => Promise<string>,
   ): Promise<void> {
+    await this.#recordDeferredVolumeStale(ref.volumeId)
     await this.#lockBlock(ref, async () => {
       const replicas = this.#replicasFor(ref)
       const stale = this.#stale.get(ref.toString())

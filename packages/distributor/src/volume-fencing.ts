@@ -17,14 +17,15 @@ export function recordStaleInMetadata(metadata: StaleRecords): DegradedHook {
  *
  * 1. loads the volume's stale-replica records from metadata, so no stale copy is read;
  * 2. announces its generation to every ring member, so older holders are fenced there;
- * 3. records every member it could not reach (after `retries` more tries, `retryDelayMs` apart)
- *    as stale for the whole volume, durably, before
- *    serving: such a member may still hold (or, if it is a stale gateway itself, accept) the
- *    old holder's writes, so it serves and gets nothing of this volume until it is repaired.
+ * 3. marks every member it could not reach (after `retries` more tries, `retryDelayMs` apart)
+ *    stale for the whole volume: such a member may still hold (or, if it is a stale gateway
+ *    itself, accept) the old holder's writes, so it serves and gets nothing of this volume. The
+ *    mark is made durable in metadata before the first write of this tenure (see
+ *    `deferVolumeStale`): from then on this tenure's writes are ones it misses.
  *
  * Rejects with TORUS_LEASE_EXPIRED if a member has seen a newer generation (someone else took
- * the volume over), TORUS_UNAVAILABLE if no member confirmed or the records could not be
- * written. Returns the members that missed the announcement.
+ * the volume over), TORUS_UNAVAILABLE if no member confirmed or the owed records of an earlier
+ * tenure could not be written. Returns the members that missed the announcement.
  */
 export async function fenceVolume(
   store: DistributedBlockStore,
@@ -50,9 +51,14 @@ export async function fenceVolume(
     ;({ missed } = await store.tryAnnounce(volumeId, generation))
   }
   if (missed.length > 0) {
-    await metadata.addStaleReplicas(missed.map((peer) => ({ volumeId, peer, index: 'all' as const, generation })))
-    store.markVolumeStale(volumeId, missed)
-    logger.warn('peers missed the new generation; they serve nothing of this volume until repaired', { volumeId, generation, peers: missed })
+    // Durable before the first write, not before serving: a tenure that only reads (qemu-img
+    // info, a read-only mount, nbdinfo) gave them nothing to miss, and must not shut them out
+    // of the volume for good (nothing clears a volume-wide mark until repair exists).
+    store.deferVolumeStale(volumeId, missed, async () => {
+      await metadata.addStaleReplicas(missed.map((peer) => ({ volumeId, peer, index: 'all' as const, generation })))
+      logger.warn('peers that missed the new generation are recorded stale for the whole volume; they serve nothing of it until repaired', { volumeId, generation, peers: missed })
+    })
+    logger.warn('peers missed the new generation; this holder reads nothing from them, and records them stale at its first write', { volumeId, generation, peers: missed })
   }
   return { missed }
 }

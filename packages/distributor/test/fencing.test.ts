@@ -40,15 +40,16 @@ function blockOn(c: Cluster, volumeId: VolumeId, peers: PeerId[]): BlockRef {
 }
 
 describe('fenceVolume', () => {
-  it('announces to every member, and records one it cannot reach stale for the whole volume before serving', async () => {
+  it('announces to every member, and records one it cannot reach stale for the whole volume before its first write', async () => {
     const c = (cluster = await startCluster())
     const { metadata, volumeId } = await metadataWithVolume()
     const [a, b, x] = c.nodes as [NonNullable<Cluster['nodes'][0]>, NonNullable<Cluster['nodes'][0]>, NonNullable<Cluster['nodes'][0]>]
     c.isolate(a)
     const { missed } = await fenceVolume(b.store, metadata, volumeId, 7)
     expect(missed).toEqual([a.peer])
-    expect((await metadata.listStaleReplicas(volumeId)).map((r) => [r.peer, r.index, r.generation])).toEqual([[a.peer, 'all', 7]])
+    // Marked at once, in memory; recorded only when this tenure first writes.
     expect(b.store.volumeStaleReplicas(volumeId)).toEqual([a.peer])
+    expect(await metadata.listStaleReplicas(volumeId)).toEqual([])
     expect(b.store.replica.generation(volumeId)).toBe(7)
     expect(x.store.replica.generation(volumeId)).toBe(7)
 
@@ -56,6 +57,7 @@ describe('fenceVolume', () => {
     const ref = blockOn(c, volumeId, [a.peer, x.peer])
     c.restore(a)
     await b.store.write(ref, 0, new Uint8Array(B).fill(0x5a))
+    expect((await metadata.listStaleReplicas(volumeId)).map((r) => [r.peer, r.index, r.generation])).toEqual([[a.peer, 'all', 7]])
     expect(await a.local.has(ref)).toBe(false)
     expect((await x.local.get(ref))?.[0]).toBe(0x5a)
     await a.local.put(ref, new Uint8Array(B).fill(0xee)) // whatever a holds must not be served
@@ -69,6 +71,54 @@ describe('fenceVolume', () => {
     expect(x.store.volumeStaleReplicas(volumeId)).toEqual([a.peer])
     await x.store.read(ref, 0, target)
     expect(target[0]).toBe(0x5a)
+  })
+
+  it('records nothing for a tenure that only reads, so the member it missed is not shut out for good', async () => {
+    const c = (cluster = await startCluster())
+    const { metadata, volumeId } = await metadataWithVolume()
+    const [a, b, x] = c.nodes as [NonNullable<Cluster['nodes'][0]>, NonNullable<Cluster['nodes'][0]>, NonNullable<Cluster['nodes'][0]>]
+    const ref = blockOn(c, volumeId, [a.peer, x.peer])
+    await fenceVolume(b.store, metadata, volumeId, 3)
+    await b.store.write(ref, 0, new Uint8Array(B).fill(0x11))
+    await b.store.flush()
+    // A read-only tenure while a is away: it reads from x, and flushes nothing it wrote.
+    c.isolate(a)
+    expect((await fenceVolume(x.store, metadata, volumeId, 4)).missed).toEqual([a.peer])
+    const target = new Uint8Array(B)
+    await x.store.read(ref, 0, target)
+    expect(target[0]).toBe(0x11)
+    await x.store.flush()
+    expect(await metadata.listStaleReplicas(volumeId)).toEqual([])
+    // The next holder, with a back, trusts it again.
+    c.restore(a)
+    expect((await fenceVolume(b.store, metadata, volumeId, 5, undefined, { retries: 20, retryDelayMs: 50 })).missed).toEqual([])
+    expect(b.store.volumeStaleReplicas(volumeId)).toEqual([])
+  })
+
+  it('fails writes with TORUS_UNAVAILABLE while the deferred record cannot be written, then records it once', async () => {
+    const c = (cluster = await startCluster())
+    const { metadata, volumeId } = await metadataWithVolume()
+    const [a, b, x] = c.nodes as [NonNullable<Cluster['nodes'][0]>, NonNullable<Cluster['nodes'][0]>, NonNullable<Cluster['nodes'][0]>]
+    let etcdUp = false
+    let records = 0
+    const flaky = {
+      listStaleReplicas: (id: VolumeId) => metadata.listStaleReplicas(id),
+      addStaleReplicas: async (r: Parameters<MemoryMetadataStore['addStaleReplicas']>[0]) => {
+        if (!etcdUp) throw new Error('etcd down')
+        records++
+        await metadata.addStaleReplicas(r)
+      },
+    }
+    c.isolate(a)
+    await fenceVolume(b.store, flaky, volumeId, 9)
+    const ref = blockOn(c, volumeId, [a.peer, x.peer])
+    await expect(b.store.write(ref, 0, new Uint8Array(B).fill(1))).rejects.toMatchObject({ code: 'TORUS_UNAVAILABLE' })
+    expect((await x.local.get(ref))).toBeUndefined() // nothing was sent
+    etcdUp = true
+    await Promise.all([b.store.write(ref, 0, new Uint8Array(B).fill(2)), b.store.write(blockOn(c, volumeId, [b.peer, x.peer]), 0, new Uint8Array(B).fill(3))])
+    await b.store.write(ref, 0, new Uint8Array(B).fill(4))
+    expect(records).toBe(1)
+    expect((await metadata.listStaleReplicas(volumeId)).map((r) => [r.peer, r.index])).toEqual([[a.peer, 'all']])
   })
 
   it('loads per-block stale records written by a degraded write through another gateway', async () => {

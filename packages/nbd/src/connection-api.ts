@@ -27,6 +27,12 @@ export interface NbdServeOptions {
    * (NBD_OPT_EXPORT_NAME, which has no way to say why).
    */
   openExport?(name: string): Promise<NbdExportHandle | undefined> | NbdExportHandle | undefined
+  /**
+   * Size and capabilities of an export without opening it, for NBD_OPT_INFO (a query: the
+   * client does not go on to use the export). Without it INFO opens the export and closes it
+   * again, which for a locked volume means taking and dropping its lock.
+   */
+  describeExport?(name: string): Promise<Pick<BlockDevice, 'sizeBytes' | 'supports'> | undefined> | Pick<BlockDevice, 'sizeBytes' | 'supports'> | undefined
   /** Exports for NBD_OPT_LIST (and descriptions for NBD_INFO_DESCRIPTION). Default: none. */
   listExports?(): Promise<ExportListing[]> | ExportListing[]
   /** The export a client gets when it asks for the empty name. Default: resolve `''` as is. */

@@ -450,8 +450,15 @@ class Connection implements NbdConnection {
     const name = ev.name === '' && this.#opts.defaultExport !== undefined ? this.#opts.defaultExport : ev.name
     let handle: NbdExportHandle | undefined
     let failure: unknown
+    // NBD_OPT_INFO only asks: answer from a description when there is one, opening nothing.
+    const describe = ev.type === 'info' && ev.option !== OPT_GO ? this.#opts.describeExport : undefined
     try {
-      handle = await this.#open(name)
+      if (describe !== undefined) {
+        const described = await describe(name)
+        handle = described === undefined ? undefined : { device: described as BlockDevice }
+      } else {
+        handle = await this.#open(name)
+      }
     } catch (err) {
       failure = err
     }

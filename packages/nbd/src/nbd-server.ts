@@ -60,8 +60,9 @@ export class NbdServer {
     if (typeof options.listExports !== 'function') throw new TypeError('listExports must be a function')
     this.#options = options
     // Explicit copies: `options` may be a class instance whose methods live on its prototype.
-    const { closeTimeoutMs: _closeTimeoutMs, maxConnections: _maxConnections, directReads: _directReads, resolveExport: _resolve, openExport: _open, listExports: _list, ...rest } = options
+    const { closeTimeoutMs: _closeTimeoutMs, maxConnections: _maxConnections, directReads: _directReads, resolveExport: _resolve, openExport: _open, listExports: _list, describeExport: _describe, ...rest } = options
     this.#serveOptions = { ...rest, listExports: () => options.listExports(), stats: this.#stats }
+    if (typeof options.describeExport === 'function') this.#serveOptions.describeExport = (name) => options.describeExport!(name)
     if (typeof options.openExport === 'function') this.#serveOptions.openExport = (name) => options.openExport!(name)
     else this.#serveOptions.resolveExport = (name) => options.resolveExport!(name)
     this.#log = (options.logger ?? silentLogger).child({ component: 'nbd:server' })
@@ -169,7 +170,7 @@ export class NbdServer {
       socket.destroy()
       return
     }
-    const { resolveExport: _resolve, openExport: _open, ...options } = this.#serveOptions
+    const { resolveExport: _resolve, openExport: _open, describeExport: _describe, ...options } = this.#serveOptions
     const why = new Error(`too many NBD connections: this server serves at most ${limit} at once; close some, or raise its limit`)
     const conn = serveConnection(socket, { ...options, handshakeTimeoutMs: REFUSAL_HANDSHAKE_TIMEOUT_MS, openExport: () => Promise.reject(why) })
     socket.resume()

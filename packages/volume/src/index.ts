@@ -7,7 +7,7 @@
  * the connections that serve it (what an NBD gateway needs).
  */
 export type { BlockDevice, BlockDeviceSupports, BlockStore, MetadataStore, VolumeInfo, VolumeLock } from '@torus/core'
-export { Volume, type VolumeOptions, type VolumeStatus } from './volume.js'
+export { Volume, volumeSupports, type VolumeOptions, type VolumeStatus } from './volume.js'
 export { VolumeLease, type VolumeLeaseOptions } from './volume-lease.js'
 export { openVolume, type OpenVolumeOptions } from './open-volume.js'
 export { VolumeManager, type VolumeHandle, type VolumeManagerOptions } from './volume-manager.js'

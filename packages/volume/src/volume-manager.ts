@@ -1,7 +1,7 @@
-import type { BlockStore, Logger, MetadataStore, VolumeInfo } from '@torus/core'
-import { TorusError } from '@torus/core'
+import type { BlockDeviceSupports, BlockStore, Logger, MetadataStore, VolumeInfo } from '@torus/core'
+import { TorusError, VOLUME_NAME_RE } from '@torus/core'
 import { openVolume } from './open-volume.js'
-import type { Volume } from './volume.js'
+import { volumeSupports, type Volume } from './volume.js'
 
 interface Entry {
   name: string
@@ -55,8 +55,19 @@ export class VolumeManager {
     this.#opts = options
   }
 
-  /** Opens (or shares) the volume; `undefined` when no such volume exists. */
+  /**
+   * What a client would get from `acquire` — size and capabilities — without opening the volume
+   * or taking its lock (NBD_OPT_INFO, `nbdinfo --list`); `undefined` when no such volume exists.
+   */
+  async describe(name: string): Promise<{ sizeBytes: number; supports: BlockDeviceSupports } | undefined> {
+    if (!VOLUME_NAME_RE.test(name)) return undefined
+    const info = await this.#opts.metadata.getVolume(name)
+    return info === undefined ? undefined : { sizeBytes: info.sizeBytes, supports: volumeSupports(false) }
+  }
+
+  /** Opens (or shares) the volume; `undefined` when no such volume exists (or `name` cannot be one). */
   async acquire(name: string): Promise<VolumeHandle | undefined> {
+    if (!VOLUME_NAME_RE.test(name)) return undefined
     let entry: Entry | undefined
     for (;;) {
       entry = this.#entries.get(name)

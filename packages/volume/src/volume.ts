@@ -84,17 +84,7 @@ export class Volume implements BlockDevice {
     this.#store = store
     this.#lease = options.lease
     this.#log = (options.logger ?? silentLogger).child({ component: 'volume', volume: info.name })
-    const readOnly = options.readOnly ?? false
-    this.supports = Object.freeze({
-      readOnly,
-      flush: true,
-      fua: true,
-      trim: true,
-      writeZeroes: true,
-      fastZero: true,
-      // Honest because the store's flush covers every write, whichever handle made it.
-      multiConn: true,
-    })
+    this.supports = volumeSupports(options.readOnly ?? false)
   }
 
   get name(): string {
@@ -302,4 +292,18 @@ async function settleAll(promises: Promise<unknown>[]): Promise<void> {
   }
   const results = await Promise.allSettled(promises)
   for (const r of results) if (r.status === 'rejected') throw r.reason
+}
+
+/** What every Volume offers (`readOnly` aside): known before opening one, e.g. for NBD_OPT_INFO. */
+export function volumeSupports(readOnly: boolean): BlockDeviceSupports {
+  return Object.freeze({
+    readOnly,
+    flush: true,
+    fua: true,
+    trim: true,
+    writeZeroes: true,
+    fastZero: true,
+    // Honest because the store's flush covers every write, whichever handle made it.
+    multiConn: true,
+  })
 }

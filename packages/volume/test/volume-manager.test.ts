@@ -34,8 +34,24 @@ function create(overrides: Partial<VolumeManagerOptions> = {}): VolumeManager {
 }
 
 describe('VolumeManager', () => {
-  it('returns undefined for a volume that does not exist', async () => {
+  it('returns undefined for a volume that does not exist, or a name no volume can have', async () => {
     expect(await manager.acquire('nope')).toBeUndefined()
+    for (const name of ['', 'x'.repeat(4096), 'a/b', '-x']) expect(await manager.acquire(name)).toBeUndefined()
+  })
+
+  it('describes a volume without opening it or taking its lock, also while another holder has it', async () => {
+    const other = create({ holder: 'test/b' })
+    const held = await other.acquire('pad')
+    try {
+      expect(await manager.describe('pad')).toEqual({ sizeBytes: 1024 * 1024, supports: held!.volume.supports })
+      expect(manager.openVolumes().size).toBe(0)
+      expect((await metadata.getVolumeLock('pad'))?.holder).toBe('test/b')
+      expect(await manager.describe('nope')).toBeUndefined()
+      expect(await manager.describe('')).toBeUndefined()
+    } finally {
+      await held!.release()
+      await other.closeAll()
+    }
   })
 
   it('shares one open volume and one lock among concurrent acquirers', async () => {
