@@ -73,6 +73,8 @@ export class Daemon {
   #boundToCluster = false
   /** This start formatted a new cluster (there was no metadata). */
   #formattedNow = false
+  /** Whether DATA_DIR/metadata was there before this start (embedded metadata creates it). */
+  #metadataDirExisted = true
   addresses: DaemonAddresses | undefined
 
   constructor(config: DaemonConfig, logger: Logger) {
@@ -87,6 +89,7 @@ export class Daemon {
     this.#peerId = await loadOrCreatePeerId(config.dataDir)
     this.#log.info('starting', { peer: this.#peerId, dataDir: config.dataDir, size: config.sizeBytes, metadata: config.etcd === undefined ? 'embedded' : 'etcd' })
 
+    if (config.etcd === undefined) this.#metadataDirExisted = await fs.stat(path.join(config.dataDir, 'metadata')).then(() => true, () => false)
     const metadata =
       config.etcd === undefined
         ? metadataStores.embedded({ dir: path.join(config.dataDir, 'metadata'), logger: this.#log.child({ component: 'metadata' }) })
@@ -109,13 +112,19 @@ export class Daemon {
     // A binding written before clusters had ids names the creation time; both mean this cluster.
     const matches = binding !== undefined && (binding.cluster === clusterIdentity(cluster) || binding.cluster === `created:${cluster.createdAt}`)
     // A just-formatted embedded cluster means metadata.json was lost: the block check below
-    // explains that better than a cluster mismatch would.
-    if (binding !== undefined && !matches && !this.#formattedNow) {
-      throw new TorusError(
-        'TORUS_CORRUPT',
-        `data dir ${config.dataDir} belongs to another cluster (${binding.cluster}, metadata in ${binding.metadata}), but ${where} holds cluster ${clusterIdentity(cluster)}; point torusd at the right --etcd/--etcd-prefix, or give it an empty data dir`,
-        { details: { dataDir: config.dataDir, bound: binding.cluster, found: clusterIdentity(cluster) } },
-      )
+    // explains that better than a cluster mismatch would — unless the data dir served a cluster
+    // in etcd, and this start merely forgot --etcd.
+    const servedEtcd = binding === undefined ? undefined : /^etcd (\S+) prefix (\S+)$/.exec(binding.metadata)
+    if (binding !== undefined && !matches && (!this.#formattedNow || (config.etcd === undefined && servedEtcd !== null))) {
+      if (this.#formattedNow) await this.#discardFormattedMetadata()
+      const fix =
+        config.etcd === undefined && servedEtcd != null
+          ? `it serves a cluster in etcd: start torusd with --etcd ${servedEtcd[1]} --etcd-prefix ${servedEtcd[2]} --cluster-secret-file FILE (the file torusctl init wrote)`
+          : 'point torusd at the right --etcd/--etcd-prefix, or give it an empty data dir'
+      const found = this.#formattedNow ? 'a new single-node cluster would be formatted here' : `${where} holds cluster ${clusterIdentity(cluster)}`
+      throw new TorusError('TORUS_CORRUPT', `data dir ${config.dataDir} belongs to another cluster (${binding.cluster}, metadata in ${binding.metadata}), but ${found}; ${fix}`, {
+        details: { dataDir: config.dataDir, bound: binding.cluster, found: clusterIdentity(cluster) },
+      })
     }
     // Only a data dir known to belong to this cluster may drop blocks the cluster no longer lists.
     this.#boundToCluster = matches
@@ -464,13 +473,21 @@ export class Daemon {
     } else if (this.#formattedNow) {
       // Do not keep the metadata this start just formatted: the next start must again see that
       // metadata.json is missing, rather than a cluster that does not match the data dir.
-      await this.#metadata?.close()
-      await fs.rm(path.join(this.config.dataDir, 'metadata', 'metadata.json'), { force: true })
+      await this.#discardFormattedMetadata()
       message = `${blocks} holds blocks of volume id(s) ${ids.join(', ')} but metadata/metadata.json is missing; restore it from a backup, or ${discard}`
     } else {
       message = `${blocks} holds blocks of volume id(s) ${ids.join(', ')} but the metadata does not know them; restore metadata/metadata.json from a backup, or ${discard}`
     }
     throw new TorusError('TORUS_CORRUPT', message, { details: { ids } })
+  }
+
+  /** Undoes this start's formatting of embedded metadata (a start that is refused keeps none). */
+  async #discardFormattedMetadata(): Promise<void> {
+    await this.#metadata?.close()
+    const dir = path.join(this.config.dataDir, 'metadata')
+    await fs.rm(path.join(dir, 'metadata.json'), { force: true })
+    // Only a directory this start made, and only when empty: the rest is not ours to remove.
+    if (!this.#metadataDirExisted) await fs.rmdir(dir).catch(() => {})
   }
 
   /**

@@ -155,6 +155,26 @@ describe.skipIf(endpoints.length === 0)('torusd --etcd', () => {
     expect(again.code, again.stdout + again.stderr).toBe(0)
   })
 
+  it.skipIf(!canRun(hasCommand('qemu-io'), 'qemu-io'))('started without --etcd, a data dir that served a cluster in etcd says how to start it, formatting nothing', async () => {
+    const prefix = `torus-test/${randomUUID()}/`
+    const meta = await store(prefix)
+    await meta.initCluster({ blockSizeBytes: 512 * 1024, replication: 1, ringType: 'ketama', createdAt: new Date().toISOString(), secretCheck: makeSecretCheck(SECRET) })
+    await meta.createVolume({ name: 'keep', sizeBytes: 64 * 1024 ** 2 })
+    const dataDir = tmpDir()
+    const d = await daemon(prefix, dataDir, ['--auto-join'])
+    const w = await run('qemu-io', ['-f', 'raw', d.uri('keep'), '-c', 'write -P 0x5a 0 1M', '-c', 'flush'])
+    expect(w.code, w.stderr).toBe(0)
+    await d.kill('SIGTERM')
+    const alone = await run(process.execPath, [TORUSD_MAIN, '--data-dir', dataDir, '--nbd-address', 'off', '--port', '0', '--peer-address', 'ws://127.0.0.1:0', '--size', '1GiB'], { timeoutMs: 30_000, env: withSecret })
+    expect(alone.code, alone.stderr).toBe(1)
+    expect(alone.stderr).toContain(`it serves a cluster in etcd: start torusd with --etcd ${etcd} --etcd-prefix ${prefix} --cluster-secret-file FILE`)
+    expect(alone.stderr).not.toMatch(/remove .* to discard those blocks/)
+    expect(fs.existsSync(path.join(dataDir, 'metadata'))).toBe(false)
+    await d.restart()
+    const r = await run('qemu-io', ['-f', 'raw', d.uri('keep'), '-c', 'read -P 0x5a 0 1M'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+  })
+
   it('refuses a data dir with blocks that was never bound to this cluster even when the ids match, deleting nothing', async () => {
     const prefix = `torus-test/${randomUUID()}/`
     const meta = await store(prefix)
