@@ -45,7 +45,8 @@ export async function updateRing(
       members: p.members ?? ring.members,
     }
     if (sameRing(ring, next)) return { changed: false, previousVersion: ring.version, ring, notes: p.notes, attempts: attempt }
-    if (!force && attempt === 1) await refuseWhileVolumesExist(backend)
+    // An empty ring placed nothing, so no volume can have data to lose yet.
+    if (!force && attempt === 1 && ring.members.length > 0) await refuseWhileVolumesExist(backend)
     try {
       // A torusd re-checks for volumes itself (other clients use its API too): tell it we asked.
       const stored = await backend.setRing(next, { force })

@@ -214,7 +214,10 @@ describe.skipIf(hosts.length === 0)('torusctl against etcd (built CLI)', () => {
   it('creates, lists and deletes volumes, and refuses to delete a locked one', async () => {
     newPrefix()
     await ok('init')
-    expect(await ok('volume', 'create-block', 'pad', '1GiB')).toBe('created block volume pad (1.0 GiB)\n')
+    // No peer is in the ring yet: the volume exists but can store nothing, and the output says so.
+    expect(await ok('volume', 'create-block', 'pad', '1GiB')).toBe(
+      'created block volume pad (1.0 GiB)\nnote: the ring has no members yet, so pad cannot store data: add peers with `torusctl peer add --all-peers` (or start torusd with --auto-join)\n',
+    )
     expect(await ok('volume', 'list')).toBe('VOLUME NAME  SIZE     TYPE\npad          1.0 GiB  block\n')
     expect(await json('volume', 'list')).toEqual([expect.objectContaining({ name: 'pad', sizeBytes: GiB, type: 'block', blockSizeBytes: 512 * 1024, replication: 2 })])
 
@@ -245,7 +248,13 @@ describe.skipIf(hosts.length === 0)('torusctl against etcd (built CLI)', () => {
     expect(out[2]!.split(/\s{2,}/)[4]).toBe('Avail')
     expect(out[3]).toBe('Balanced: false Usage: 10.00%')
 
+    // A volume created on the empty ring holds no data, so adding peers needs no --force.
+    expect(await ok('volume', 'create-block', 'early', '1GiB')).toMatch(/^created block volume early .*\nnote: the ring has no members yet/)
     expect(await ok('peer', 'add', '--all-peers')).toMatch(/ring version 0 -> 1\n$/)
+    expect(await ok('volume', 'create-block', 'later', '1GiB')).toBe('created block volume later (1.0 GiB)\n')
+    const refused = await ctl('peer', 'remove', PEER_B)
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/rebalance\) is not built yet/)
     // Peers catch up with the new ring version (torusd does this when it sees the ring change).
     await heartbeat(s, PEER_A, { usedBytes: GiB, ringVersion: 1 })
     await s.putPeer({ ...(await s.listPeers()).find((p) => p.id === PEER_B)!, ringVersion: 1 }, leaseB)

@@ -682,7 +682,8 @@ export class Daemon {
  */
 async function refusePlacementChangeWithVolumes(metadata: MetadataStore, next: RingDescriptor): Promise<void> {
   const current = await metadata.getRing()
-  if (current !== undefined && samePlacement(current, next)) return
+  // An empty ring placed nothing, so no volume can have data to lose yet.
+  if (current !== undefined && (samePlacement(current, next) || current.members.length === 0)) return
   const volumes = await metadata.listVolumes()
   if (volumes.length === 0) return
   throw new TorusError(

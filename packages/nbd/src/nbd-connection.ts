@@ -28,6 +28,8 @@ import {
   CMD_WRITE_ZEROES,
   CMD_BLOCK_STATUS,
   EINVAL,
+  EIO,
+  ENOSPC,
   ESHUTDOWN,
   FLAG_SEND_FUA,
   OPTION_NAMES,
@@ -67,6 +69,8 @@ export { createDirectReader } from './connection-api.js'
 export type { DirectReader, NbdConnection, NbdExportHandle, NbdServeOptions } from './connection-api.js'
 
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000
+/** Server-side request failures are logged at warn at most this often per connection. */
+const FAILURE_WARN_INTERVAL_MS = 10_000
 const DEFAULT_MAX_INFLIGHT_REQUESTS = 256
 const DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
 const DEFAULT_SETTLE_TIMEOUT_MS = 30_000
@@ -120,6 +124,8 @@ class Connection implements NbdConnection {
   #device: BlockDevice | undefined
   #handle: NbdExportHandle | undefined
   #exportName: string | undefined
+  #lastFailureWarnMs = -Infinity
+  #failuresSuppressed = 0
   #limits: ExportLimits | undefined
   #exec: ExecuteContext
 
@@ -613,12 +619,33 @@ class Connection implements NbdConnection {
   }
 
   /** Executes one request; never rejects. */
+  /**
+   * EIO and ENOSPC mean the server could not do what it should (replicas unreachable, store
+   * full, a disk failing): the operator must hear of it, at most once per 10 s per connection
+   * with a count of the rest. Other errors answer a client's mistake (out of range, read-only)
+   * and stay at debug level.
+   */
+  #logFailure(errno: number, fields: Record<string, unknown>): void {
+    if (errno !== EIO && errno !== ENOSPC) {
+      this.#log.debug('request failed', fields)
+      return
+    }
+    const now = Date.now()
+    if (now - this.#lastFailureWarnMs < FAILURE_WARN_INTERVAL_MS) {
+      this.#failuresSuppressed++
+      return
+    }
+    this.#log.warn('request failed', { ...fields, export: this.#exportName, ...(this.#failuresSuppressed > 0 ? { suppressedSinceLastWarning: this.#failuresSuppressed } : {}) })
+    this.#lastFailureWarnMs = now
+    this.#failuresSuppressed = 0
+  }
+
   async #run(req: NbdRequest, cost: number): Promise<void> {
     try {
       this.#write(await executeRequest(this.#device!, req, this.#exec))
     } catch (err) {
       const errno = nbdErrnoFor(err, req.type === CMD_WRITE_ZEROES && (req.flags & CMD_FLAG_FAST_ZERO) !== 0)
-      if (!this.#socketGone) this.#log.debug('request failed', { command: COUNT_KEYS[req.type], offset: req.offset, length: req.length, errno, err })
+      if (!this.#socketGone) this.#logFailure(errno, { command: COUNT_KEYS[req.type], offset: req.offset, length: req.length, errno, err })
       this.#replyError(req, errno)
     } finally {
       this.#inflight--

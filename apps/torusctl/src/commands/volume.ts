@@ -21,7 +21,12 @@ export async function volumeCreateBlock(backend: ClusterBackend, name: string, s
     throw new UsageError((err as Error).message)
   }
   const info = await backend.createVolume(name, sizeBytes)
-  return ctx.output === 'json' ? renderJson(info) : `created block volume ${info.name} (${formatSize(info.sizeBytes)})\n`
+  if (ctx.output === 'json') return renderJson(info)
+  const created = `created block volume ${info.name} (${formatSize(info.sizeBytes)})\n`
+  // Writes to it would fail with EIO until some peer is in the ring: say so now.
+  const ring = await backend.getRing().catch(() => undefined)
+  if (ring === undefined || ring.members.length > 0) return created
+  return `${created}note: the ring has no members yet, so ${info.name} cannot store data: add peers with \`torusctl peer add --all-peers\` (or start torusd with --auto-join)\n`
 }
 
 export async function volumeDelete(backend: ClusterBackend, name: string, ctx: CommandContext): Promise<string> {
