@@ -30,6 +30,13 @@ if (ioThreads !== undefined) {
   process.env.UV_THREADPOOL_SIZE = String(n)
 } else if (!process.env.UV_THREADPOOL_SIZE) {
   process.env.UV_THREADPOOL_SIZE = String(Math.max(1, Math.min(16, os.availableParallelism() - 1)))
+} else {
+  // libuv ignores a value it cannot read; say so instead of running with a pool nobody chose.
+  const n = Number(process.env.UV_THREADPOOL_SIZE)
+  if (!/^[0-9]+$/.test(process.env.UV_THREADPOOL_SIZE.trim()) || n < 1 || n > 1024) {
+    process.stderr.write(`torusd: UV_THREADPOOL_SIZE must be an integer from 1 to 1024, got ${JSON.stringify(process.env.UV_THREADPOOL_SIZE)}\n`)
+    process.exit(2)
+  }
 }
 import(url.pathToFileURL(path.join(__dirname, '..', 'dist', 'main.js')).href).catch((err) => {
   process.stderr.write(`torusd: cannot load ${path.join(__dirname, '..', 'dist', 'main.js')}: ${err.message}\nRun pnpm build first.\n`)

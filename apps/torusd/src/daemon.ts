@@ -167,7 +167,7 @@ export class Daemon {
     let peer: string | undefined
     if (config.etcd !== undefined) {
       // Listen first: the transport shares the control API's port.
-      peer = await listen(this.#peerServer, config.peerListen)
+      peer = await listen(this.#peerServer, config.peerListen, '--peer-address/PEER_ADDRESS')
       this.#distributor = await this.#startDataPath(metadata, cluster, store)
     }
     const distributor = this.#distributor
@@ -203,12 +203,12 @@ export class Daemon {
       metadata,
       presence: () => this.#presence && { ringVersion: this.#presence.ring?.version, lastHeartbeatMs: this.#presence.lastHeartbeatMs },
     })
-    peer ??= await listen(this.#peerServer, config.peerListen)
+    peer ??= await listen(this.#peerServer, config.peerListen, '--peer-address/PEER_ADDRESS')
     if (!isLoopback(config.peerListen.host)) {
       if (config.etcd === undefined) this.#log.warn('control API listens beyond loopback without authentication; anyone who reaches it can create and delete volumes', { peer })
       else this.#log.info('peer port listens beyond loopback: peers must authenticate with the cluster secret; the control API answers loopback clients only', { peer })
     }
-    const httpAddr = await listen((this.#httpServer = http.createServer(this.#httpApi())), config.http)
+    const httpAddr = await listen((this.#httpServer = http.createServer(this.#httpApi())), config.http, '--host/--port (LISTEN_HOST, LISTEN_HTTP_PORT)')
     this.addresses = { http: httpAddr, peer, nbd: nbdAddress }
 
     await this.#joinCluster(metadata, store)
@@ -526,7 +526,9 @@ export class Daemon {
       // holds the volume, and must not fence anything.
       describeExport: (name: string) => volumes.describe(name),
     })
-    const addr = await this.#nbd.listen({ host: nbd.host, port: nbd.port })
+    const addr = await this.#nbd.listen({ host: nbd.host, port: nbd.port }).catch((err: unknown) => {
+      throw listenError(err, '--nbd-address/TORUS_NBD_ADDRESS', nbd)
+    })
     return `${formatHost(addr.address)}:${addr.port}`
   }
 
@@ -719,11 +721,36 @@ function formatHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host
 }
 
-function listen(server: http.Server, at: { host: string; port: number }): Promise<string> {
+/**
+ * A listen that failed, naming the setting: a host that does not resolve or is not this
+ * machine's is a configuration mistake (exit 2); a port in use or not allowed is a failure to
+ * run (exit 1) that names the port to change.
+ */
+function listenError(err: unknown, what: string, at: { host: string; port: number }): Error {
+  const e = err as NodeJS.ErrnoException
+  const where = `${formatHost(at.host)}:${at.port}`
+  switch (e.code) {
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NONAME':
+      return new ConfigError(`${what}: cannot listen on ${where}: host ${JSON.stringify(at.host)} does not resolve`)
+    case 'EADDRNOTAVAIL':
+      return new ConfigError(`${what}: cannot listen on ${where}: ${at.host} is not an address of this machine`)
+    case 'EADDRINUSE':
+      return Object.assign(new Error(`${what}: cannot listen on ${where}: the port is in use (another torusd? pick another port)`, { cause: err }), { code: e.code })
+    case 'EACCES':
+      return Object.assign(new Error(`${what}: cannot listen on ${where}: permission denied (ports below 1024 need root)`, { cause: err }), { code: e.code })
+    default:
+      return err instanceof Error ? err : new Error(String(err))
+  }
+}
+
+function listen(server: http.Server, at: { host: string; port: number }, what: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject)
+    const onError = (err: Error): void => reject(listenError(err, what, at))
+    server.once('error', onError)
     server.listen(at.port, at.host, () => {
-      server.off('error', reject)
+      server.off('error', onError)
       const addr = server.address() as AddressInfo
       resolve(`${formatHost(addr.address)}:${addr.port}`)
     })

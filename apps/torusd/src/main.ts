@@ -114,7 +114,7 @@ function describe(err: unknown): string {
   if (isTorusError(err)) return `${err.message} (${err.code})`
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EADDRINUSE' || code === 'EACCES') return `cannot listen: ${err.message}`
+    if ((code === 'EADDRINUSE' || code === 'EACCES') && !err.message.includes('cannot listen')) return `cannot listen: ${err.message}`
     return err.message
   }
   return String(err)

@@ -258,6 +258,25 @@ describe('torusd', () => {
     expect(await gcOf(TORUSD_LAUNCHER, { ...env, TORUS_NODE_FLAGS: '' })).toBe('parallel')
   })
 
+  it('names the setting and the address when it cannot listen, and refuses an unreadable UV_THREADPOOL_SIZE', async () => {
+    const dataDir = `${d.dataDir}-listen`
+    try {
+      // The running daemon holds its NBD port: a port in use is a failure to run (exit 1).
+      const inUse = await run(process.execPath, [TORUSD_MAIN, '--data-dir', dataDir, '--nbd-address', `127.0.0.1:${d.ports.nbd}`, '--port', '0', '--peer-address', 'ws://127.0.0.1:0'], { timeoutMs: 20_000 })
+      expect(inUse.code, inUse.stderr).toBe(1)
+      expect(inUse.stderr).toContain(`torusd: --nbd-address/TORUS_NBD_ADDRESS: cannot listen on 127.0.0.1:${d.ports.nbd}: the port is in use`)
+      // An address that is not this machine's is a configuration mistake (exit 2).
+      const notMine = await run(process.execPath, [TORUSD_MAIN, '--data-dir', dataDir, '--nbd-address', '127.0.0.1:0', '--port', '0', '--peer-address', 'ws://192.0.2.1:0'], { timeoutMs: 20_000 })
+      expect(notMine.code, notMine.stderr).toBe(2)
+      expect(notMine.stderr).toContain('torusd: --peer-address/PEER_ADDRESS: cannot listen on 192.0.2.1:0: 192.0.2.1 is not an address of this machine')
+      const pool = await run(TORUSD_MAIN, ['--data-dir', dataDir], { timeoutMs: 20_000, env: { ...process.env, UV_THREADPOOL_SIZE: 'lots' } })
+      expect(pool.code, pool.stderr).toBe(2)
+      expect(pool.stderr).toBe('torusd: UV_THREADPOOL_SIZE must be an integer from 1 to 1024, got "lots"\n')
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true })
+    }
+  })
+
   it('exits 2 with a clear message on bad flags', async () => {
     for (const args of [['--size', 'huge'], ['--nbd-address', 'nowhere'], ['--peer-address', 'http://x'], ['--block-size', '3KiB'], ['--bogus']]) {
       const r = await run(process.execPath, [TORUSD_MAIN, '--data-dir', `${d.dataDir}-never`, ...args], { timeoutMs: 20_000 })
