@@ -11,7 +11,7 @@ import type {
   PeerStatus,
   RingDescriptor,
   StaleReplica,
-  StaleReplicaKey,
+  StaleReplicaClear,
   VolumeId,
   VolumeInfo,
   VolumeLock,
@@ -517,7 +517,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
     return this.#stale.list(volumeId)
   }
 
-  protected async _clearStaleReplicas(records: StaleReplicaKey[]): Promise<void> {
+  protected async _clearStaleReplicas(records: StaleReplicaClear[]): Promise<void> {
     await this.#stale.clear(records)
   }
 

@@ -1,5 +1,5 @@
 import { TorusError, throwIfAborted } from '@torus/core'
-import type { AbortOptions, StaleReplica, StaleReplicaKey, VolumeId } from '@torus/core'
+import type { AbortOptions, StaleReplica, StaleReplicaClear, VolumeId } from '@torus/core'
 import { compareStaleReplicas } from '@torus/metadata'
 import type { IKeyValue, Namespace } from 'etcd3'
 import { rangeOf, type EtcdRecords } from './etcd-records.js'
@@ -68,18 +68,52 @@ export class EtcdStaleReplicas {
     return res.kvs.map((kv) => this.options.records.staleReplica(kv)).sort(compareStaleReplicas)
   }
 
-  async clear(records: StaleReplicaKey[]): Promise<void> {
+  async clear(records: StaleReplicaClear[]): Promise<void> {
+    // The caller (AbstractMetadataStore) passes one clear per key.
     const ns = this.options.kv()
-    const keys = [...new Set(records.map((r) => ETCD_KEYS.staleReplica(r)))]
-    for (let start = 0; start < keys.length; start += STALE_RECORDS_PER_TXN) {
-      const chunk = keys.slice(start, start + STALE_RECORDS_PER_TXN)
-      await this.options.run(() =>
-        ns
-          .if(ETCD_KEYS.cluster, 'Version', '>', -1)
-          .then(...chunk.map((key) => ns.delete().key(key)))
-          .commit(),
-      )
+    const entries = records.map((r): [string, StaleReplicaClear] => [ETCD_KEYS.staleReplica(r), r])
+    for (let start = 0; start < entries.length; start += STALE_RECORDS_PER_TXN) {
+      const chunk = entries.slice(start, start + STALE_RECORDS_PER_TXN)
+      const unconditional = chunk.filter(([, r]) => r.upToGeneration === undefined).map(([key]) => key)
+      const conditional = chunk.filter(([, r]) => r.upToGeneration !== undefined)
+      if (unconditional.length > 0) {
+        await this.options.run(() =>
+          ns
+            .if(ETCD_KEYS.cluster, 'Version', '>', -1)
+            .then(...unconditional.map((key) => ns.delete().key(key)))
+            .commit(),
+        )
+      }
+      // A conditional clear deletes a record only as it was read: a record raised to a higher
+      // generation meanwhile (a later holder's) fails the compare, and is read again.
+      for (;;) {
+        if (conditional.length === 0) break
+        if (await this.#clearChunk(conditional)) break
+      }
     }
+  }
+
+  async #clearChunk(chunk: [string, StaleReplicaClear][]): Promise<boolean> {
+    const { run, records } = this.options
+    const ns = this.options.kv()
+    const read = await run(() =>
+      ns
+        .if(ETCD_KEYS.cluster, 'Version', '>', -1)
+        .then(...chunk.map(([key]) => ns.get(key)))
+        .commit(),
+    )
+    const deletes = chunk.flatMap(([key, r], i) => {
+      const kv = rangeOf(read, i)
+      if (kv === undefined || records.staleReplica(kv).generation > r.upToGeneration!) return []
+      return [{ key, modRevision: kv.mod_revision }]
+    })
+    if (deletes.length === 0) return true
+    const txn = await run(() => {
+      let cmp = ns.if(deletes[0]!.key, 'Mod', '==', deletes[0]!.modRevision)
+      for (const d of deletes.slice(1)) cmp = cmp.and(d.key, 'Mod', '==', d.modRevision)
+      return cmp.then(...deletes.map((d) => ns.delete().key(d.key))).commit()
+    })
+    return txn.succeeded
   }
 
   /**

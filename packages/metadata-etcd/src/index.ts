@@ -13,6 +13,7 @@ export type {
   MetadataSupports,
   StaleReplica,
   StaleReplicaKey,
+  StaleReplicaClear,
   VolumeInfo,
   VolumeLock,
 } from '@torus/core'

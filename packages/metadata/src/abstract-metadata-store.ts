@@ -22,7 +22,7 @@ import type {
   PeerStatus,
   RingDescriptor,
   StaleReplica,
-  StaleReplicaKey,
+  StaleReplicaClear,
   VolumeId,
   VolumeInfo,
   VolumeLock,
@@ -30,7 +30,7 @@ import type {
 } from '@torus/core'
 import { randomUUID } from 'node:crypto'
 import { normalizePeerInfo, validatePeerId } from './peer-info.js'
-import { normalizeStaleReplica, normalizeStaleReplicaKey, validateVolumeId } from './records.js'
+import { normalizeStaleReplica, normalizeStaleReplicaClear, staleReplicaPath, validateVolumeId } from './records.js'
 import { SECRET_CHECK_RE } from './secret-check.js'
 
 
@@ -255,12 +255,18 @@ export abstract class AbstractMetadataStore implements MetadataStore {
     return this._listStaleReplicas(id, options)
   }
 
-  async clearStaleReplicas(records: readonly StaleReplicaKey[], options: AbortOptions = {}): Promise<void> {
+  async clearStaleReplicas(records: readonly StaleReplicaClear[], options: AbortOptions = {}): Promise<void> {
     if (!Array.isArray(records)) throw new TypeError('records must be an array')
-    const normalised = records.map(normalizeStaleReplicaKey)
+    // One clear per key, the strictest: the lowest upToGeneration, and none only when no key has one.
+    const merged = new Map<string, StaleReplicaClear>()
+    for (const r of records.map(normalizeStaleReplicaClear)) {
+      const path = staleReplicaPath(r)
+      const seen = merged.get(path)
+      if (seen === undefined || (r.upToGeneration !== undefined && (seen.upToGeneration === undefined || r.upToGeneration < seen.upToGeneration))) merged.set(path, r)
+    }
     this.#check(options)
-    if (normalised.length === 0) return
-    return this._clearStaleReplicas(normalised, options)
+    if (merged.size === 0) return
+    return this._clearStaleReplicas([...merged.values()], options)
   }
 
   #check(options: AbortOptions): void {
@@ -296,7 +302,7 @@ export abstract class AbstractMetadataStore implements MetadataStore {
   protected abstract _addStaleReplicas(records: StaleReplica[], options: AbortOptions): Promise<void>
   protected abstract _listStaleReplicas(volumeId: VolumeId, options: AbortOptions): Promise<StaleReplica[]>
   /** `records` is non-empty, each key checked. */
-  protected abstract _clearStaleReplicas(records: StaleReplicaKey[], options: AbortOptions): Promise<void>
+  protected abstract _clearStaleReplicas(records: StaleReplicaClear[], options: AbortOptions): Promise<void>
 }
 
 function checkLeaseId(leaseId: unknown): void {

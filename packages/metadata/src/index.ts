@@ -22,6 +22,7 @@ export type {
   RingDescriptor,
   StaleReplica,
   StaleReplicaKey,
+  StaleReplicaClear,
   MetadataWatch,
   WatchRingOptions,
 } from '@torus/core'
@@ -35,6 +36,7 @@ export {
   normalizeClusterConfig,
   normalizeStaleReplica,
   normalizeStaleReplicaKey,
+  normalizeStaleReplicaClear,
   normalizeVolumeInfo,
   staleReplicaPath,
   validateVolumeId,

@@ -13,7 +13,7 @@ import type {
   Random,
   RingDescriptor,
   StaleReplica,
-  StaleReplicaKey,
+  StaleReplicaClear,
   Timer,
   VolumeId,
   VolumeInfo,
@@ -242,7 +242,7 @@ export class MemoryMetadataStore extends AbstractMetadataStore {
     return this.model.listStaleReplicas(volumeId)
   }
 
-  protected async _clearStaleReplicas(records: StaleReplicaKey[], options: AbortOptions): Promise<void> {
+  protected async _clearStaleReplicas(records: StaleReplicaClear[], options: AbortOptions): Promise<void> {
     await this._mutate((m) => m.clearStaleReplicas(records), options)
   }
 

@@ -1,5 +1,5 @@
 import { MAX_VOLUME_ID, TorusError, volumeId } from '@torus/core'
-import type { ClusterConfig, CreateVolumeRequest, LeaseId, PeerInfo, PeerStatus, Random, RingDescriptor, StaleReplica, StaleReplicaKey, VolumeId, VolumeInfo, VolumeLock } from '@torus/core'
+import type { ClusterConfig, CreateVolumeRequest, LeaseId, PeerInfo, PeerStatus, Random, RingDescriptor, StaleReplica, StaleReplicaClear, VolumeId, VolumeInfo, VolumeLock } from '@torus/core'
 import { compareStaleReplicas, staleReplicaPath } from './records.js'
 
 /** A peer's last report and the lease that keeps it alive. */
@@ -133,9 +133,14 @@ export class MetadataModel {
     if (changed) this.#bump()
   }
 
-  clearStaleReplicas(keys: readonly StaleReplicaKey[]): void {
+  clearStaleReplicas(keys: readonly StaleReplicaClear[]): void {
     let changed = false
-    for (const key of keys) changed = this.stale.delete(staleReplicaPath(key)) || changed
+    for (const key of keys) {
+      const path = staleReplicaPath(key)
+      const stored = this.stale.get(path)
+      if (stored === undefined || (key.upToGeneration !== undefined && stored.generation > key.upToGeneration)) continue
+      changed = this.stale.delete(path) || changed
+    }
     if (changed) this.#bump()
   }
 

@@ -1,5 +1,5 @@
 import { MAX_VOLUME_ID, RING_TYPES, TorusError, UUID_RE, VOLUME_NAME_RE, validateBlockSize, validateReplication, validateVolumeSize, volumeId } from '@torus/core'
-import type { ClusterConfig, PeerId, RingType, StaleReplica, StaleReplicaKey, VolumeId, VolumeInfo } from '@torus/core'
+import type { ClusterConfig, PeerId, RingType, StaleReplica, StaleReplicaClear, StaleReplicaKey, VolumeId, VolumeInfo } from '@torus/core'
 import { SECRET_CHECK_RE } from './secret-check.js'
 
 
@@ -74,6 +74,17 @@ export function normalizeStaleReplicaKey(raw: unknown): StaleReplicaKey {
     throw invalid('stale replica', `index ${JSON.stringify(index)} is not a block index or "all"`)
   }
   return Object.freeze({ volumeId: validateVolumeId(r['volumeId'], 'stale replica'), peer: peer as PeerId, index: index as number | 'all' })
+}
+
+/** Checks a key to clear: a stale-replica key, with `upToGeneration` when given. */
+export function normalizeStaleReplicaClear(raw: unknown): StaleReplicaClear {
+  const key = normalizeStaleReplicaKey(raw)
+  const upTo = (raw as Record<string, unknown>)['upToGeneration']
+  if (upTo === undefined) return key
+  if (typeof upTo !== 'number' || !Number.isSafeInteger(upTo) || upTo < 0) {
+    throw invalid('stale replica', `upToGeneration ${JSON.stringify(upTo)} is not a non-negative integer`)
+  }
+  return Object.freeze({ ...key, upToGeneration: upTo })
 }
 
 /** Checks a stale-replica record; `recordedAt` stays absent when absent. */

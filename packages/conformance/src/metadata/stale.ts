@@ -107,6 +107,35 @@ export function describeStaleReplicas({ harness, supports }: SuiteContext): void
       expect(await h.store.listStaleReplicas(id)).toEqual([])
     })
 
+    it('clears a record with upToGeneration only when it is stored at that generation or lower', async () => {
+      const id = await volume(h.store)
+      await h.store.addStaleReplicas([
+        { volumeId: id, peer: A, index: 1, generation: 4 },
+        { volumeId: id, peer: A, index: 2, generation: 4 },
+        { volumeId: id, peer: B, index: 'all', generation: 7 },
+        { volumeId: id, peer: B, index: 2, generation: 3 },
+      ])
+      await h.store.clearStaleReplicas([
+        { volumeId: id, peer: A, index: 1, upToGeneration: 4 },
+        { volumeId: id, peer: A, index: 2, upToGeneration: 3 },
+        { volumeId: id, peer: B, index: 'all', upToGeneration: 6 },
+        { volumeId: id, peer: B, index: 2, upToGeneration: 9 },
+        { volumeId: id, peer: B, index: 5, upToGeneration: 9 },
+      ])
+      expect(bare(await h.store.listStaleReplicas(id))).toEqual([
+        { volumeId: id, peer: A, index: 2, generation: 4 },
+        { volumeId: id, peer: B, index: 'all', generation: 7 },
+      ])
+      // The same key twice: the stricter condition holds.
+      await h.store.clearStaleReplicas([
+        { volumeId: id, peer: A, index: 2, upToGeneration: 9 },
+        { volumeId: id, peer: A, index: 2, upToGeneration: 1 },
+      ])
+      expect(bare(await h.store.listStaleReplicas(id))).toHaveLength(2)
+      await expect(h.store.clearStaleReplicas([{ volumeId: id, peer: A, index: 2, upToGeneration: -1 }])).rejects.toMatchObject({ code: 'TORUS_INVALID_ARGUMENT' })
+      await expect(h.store.clearStaleReplicas([{ volumeId: id, peer: A, index: 2, upToGeneration: 1.5 }])).rejects.toMatchObject({ code: 'TORUS_INVALID_ARGUMENT' })
+    })
+
     it('round-trips a batch larger than one backend transaction', async () => {
       const id = await volume(h.store)
       const records = Array.from({ length: 250 }, (_, i) => ({ volumeId: id, peer: i % 2 === 0 ? A : B, index: i, generation: 1 + (i % 3) }))

@@ -113,6 +113,15 @@ export interface StaleReplica extends StaleReplicaKey {
   readonly recordedAt?: string
 }
 
+/**
+ * A record to clear. With `upToGeneration`, only a stored record whose generation is at most
+ * that is removed: a repair made by the holder of generation g must not clear a record a later
+ * holder wrote after it.
+ */
+export interface StaleReplicaClear extends StaleReplicaKey {
+  readonly upToGeneration?: number
+}
+
 /** A live subscription; `close()` stops deliveries and is safe to call twice. */
 export interface MetadataWatch {
   close(): Promise<void>
@@ -230,8 +239,9 @@ export interface MetadataStore {
    */
   listStaleReplicas(volumeId: VolumeId, options?: AbortOptions): Promise<StaleReplica[]>
   /**
-   * Removes the named records (after a repair). Records that do not exist are ignored. Clearing
-   * a record lets its replica serve the block again, so clear only what was repaired.
+   * Removes the named records (after a repair). Records that do not exist are ignored, and so
+   * are records stored with a generation above a key's `upToGeneration`. Clearing a record lets
+   * its replica serve the block again, so clear only what was repaired.
    */
-  clearStaleReplicas(records: readonly StaleReplicaKey[], options?: AbortOptions): Promise<void>
+  clearStaleReplicas(records: readonly StaleReplicaClear[], options?: AbortOptions): Promise<void>
 }
