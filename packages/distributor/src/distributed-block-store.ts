@@ -5,11 +5,13 @@ import {
   TorusError,
   isTorusError,
   silentLogger,
+  throwIfAborted,
   type AbortOptions,
   type BlockStore,
   type BlockStoreSupports,
   type BlockStoreUsage,
   type Logger,
+  type MetadataStore,
   type PeerConnection,
   type PeerId,
   type Ring,
@@ -17,7 +19,7 @@ import {
   type TransportValue,
   type VolumeId,
 } from '@torus/core'
-import { REPLICA_METHODS, Replica, serveReplica } from './replica.js'
+import { LIST_LIMIT_MAX, REPLICA_METHODS, Replica, serveReplica } from './replica.js'
 
 /**
  * Called when a write reached some replicas of a block but not all of them, before the write is
@@ -70,6 +72,43 @@ interface DirtyPeer {
 }
 
 type Outcome = { peer: PeerId; ok: true } | { peer: PeerId; ok: false; error: unknown }
+
+export interface RepairOptions extends AbortOptions {
+  /** Where the volume's stale-replica records live: repaired ones are cleared there. */
+  metadata: Pick<MetadataStore, 'clearStaleReplicas'>
+  /** Upper bound on the bytes copied per second (default: none). */
+  bytesPerSecond?: number
+  /** Blocks copied at once (default 4). */
+  concurrency?: number
+  /** Blocks copied before a flush makes them durable and their records are cleared (default 64). */
+  batchBlocks?: number
+}
+
+export interface RepairReport {
+  /** Per-block stale records cleared: the replica got the block (or lost it) and made that durable. */
+  repaired: number
+  /** Peers that were stale for the whole volume and are current replicas again. */
+  rejoined: number
+  /** Bytes copied to stale replicas. */
+  bytes: number
+  /** Stale marks of the volume this gateway still holds (a peer unreachable, a copy failed): run again later. */
+  remaining: number
+}
+
+/**
+ * A peer stale for a whole volume that repair is bringing back (see `repairVolume`). While it
+ * runs, mutations of a block the peer owns go to the peer too once its copy of the block is
+ * current, and skip it (adding the block to `pending`) before that.
+ */
+interface Rejoin {
+  /** False until every member listed its blocks: until then every mutation adds to `pending`. */
+  listed: boolean
+  /** Blocks whose copy on the peer is not current yet. */
+  pending: Set<number>
+  /** The peer's incarnation at its first answer: a restart may lose unflushed copies. */
+  incarnation: string | undefined
+  broken: boolean
+}
 
 /**
  * A `BlockStore` for one peer of a cluster: the gateway half of the data path (DESIGN.md "Data
@@ -133,6 +172,13 @@ export class DistributedBlockStore extends AbstractBlockStore {
   readonly #suspect = new Map<PeerId, number>()
   readonly #blockLocks = new Map<string, Promise<void>>()
   #seq = 0
+  /** Flush errors no later flush repeats (see #serialFlush). */
+  readonly #toldOnce = new WeakSet<Error>()
+  #owedFlushError: TorusError | undefined
+  /** Volume-wide stale peers being brought back by repair, by `volumeId:peer`. */
+  readonly #rejoining = new Map<string, Rejoin>()
+  /** Volume-wide records of rejoined peers still to be cleared in metadata (the clear failed). */
+  readonly #rejoinedUncleared = new Map<VolumeId, Set<PeerId>>()
 
   constructor(options: DistributedBlockStoreOptions) {
     const blockSizeBytes = options.local?.blockSizeBytes ?? options.blockSizeBytes
@@ -322,6 +368,303 @@ export class DistributedBlockStore extends AbstractBlockStore {
     if (set?.size === 0) this.#stale.delete(ref.toString())
   }
 
+  /**
+   * Repairs the stale replicas of `volumeId` this gateway knows of (DESIGN.md, data path point
+   * 6, for stale records): run it while holding the volume's lock, after `fenceVolume`. Safe to
+   * run alongside I/O and to run again; it copies each block under the block's mutation lock.
+   *
+   * - A peer stale for one block gets that block (a whole-block put from a current replica, or a
+   *   delete when no current replica holds it); once a flush shows the same run of the peer made
+   *   that durable and nothing failed on it since, the record is cleared in metadata (only as
+   *   this generation or an older one wrote it) and the peer serves the block again.
+   * - A peer stale for the whole volume is first told this generation (so an older holder can
+   *   no longer write there), then every ring member lists the blocks of the volume it holds; the
+   *   peer gets every one of them it owns (or loses it), while mutations reach it for blocks
+   *   already copied; then a flush on the peer, and it is a replica of the volume again. Every
+   *   member must answer, else the peer stays out until the next run.
+   *
+   * Rejects with TORUS_LEASE_EXPIRED when another holder has taken the volume over; any other
+   * failure is logged and left for the next run (see `remaining`).
+   */
+  async repairVolume(volumeId: VolumeId, options: RepairOptions): Promise<RepairReport> {
+    if (this.status !== 'open') throw new TorusError('TORUS_NOT_OPEN', `block store is ${this.status}`)
+    const generation = this.generation(volumeId)
+    if (generation === 0) throw new TorusError('TORUS_INVALID_ARGUMENT', `repair of volume ${volumeId} needs its lock generation: announce it first`)
+    const report: RepairReport = { repaired: 0, rejoined: 0, bytes: 0, remaining: 0 }
+    const pace = pacer(options.bytesPerSecond, options.signal)
+    const uncleared = this.#rejoinedUncleared.get(volumeId)
+    if (uncleared !== undefined) {
+      await options.metadata.clearStaleReplicas([...uncleared].map((peer) => ({ volumeId, peer, index: 'all' as const, upToGeneration: generation })), options)
+      this.#rejoinedUncleared.delete(volumeId)
+    }
+    // A tenure's volume-wide marks are in metadata only after its first write: until then there
+    // is nothing to clear, and no write the peers missed.
+    if (!this.hasDeferredVolumeStale(volumeId)) {
+      for (const peer of this.volumeStaleReplicas(volumeId)) {
+        try {
+          if (await this.#rejoin(volumeId, peer, generation, options, report, pace)) report.rejoined++
+        } catch (err) {
+          if (isTorusError(err, 'TORUS_LEASE_EXPIRED') || isTorusError(err, 'TORUS_ABORTED')) throw err
+          this.#log.warn('repair: a peer stale for the whole volume could not rejoin it yet', { volume: volumeId, peer, err })
+        }
+      }
+    }
+    await this.#repairBlocks(volumeId, options, report, pace)
+    report.remaining = this.#staleCount(volumeId)
+    return report
+  }
+
+  /** Stale marks of `volumeId` held here: per block, volume-wide, and rejoins not yet cleared. */
+  #staleCount(volumeId: VolumeId): number {
+    const prefix = `${volumeId}:`
+    let n = (this.#volumeStale.get(volumeId)?.size ?? 0) + (this.#rejoinedUncleared.get(volumeId)?.size ?? 0)
+    for (const [key, peers] of this.#stale) if (key.startsWith(prefix)) n += peers.size
+    return n
+  }
+
+  async #repairBlocks(volumeId: VolumeId, options: RepairOptions, report: RepairReport, pace: (bytes: number) => Promise<void>): Promise<void> {
+    const prefix = `${volumeId}:`
+    const out = this.#volumeStale.get(volumeId)
+    const todo: { ref: BlockRef; peer: PeerId }[] = []
+    for (const [key, peers] of this.#stale) {
+      if (!key.startsWith(prefix)) continue
+      const ref = new BlockRef(volumeId, Number(key.slice(prefix.length)))
+      for (const peer of peers) if (out?.has(peer) !== true) todo.push({ ref, peer })
+    }
+    const batch = Math.max(1, options.batchBlocks ?? 64)
+    for (let start = 0; start < todo.length; start += batch) {
+      const copied: { ref: BlockRef; peer: PeerId }[] = []
+      await eachLimited(todo.slice(start, start + batch), options.concurrency ?? 4, async (item) => {
+        throwIfAborted(options.signal)
+        try {
+          const bytes = await this.#repairCopy(item.ref, item.peer)
+          if (bytes === undefined) return
+          copied.push(item)
+          report.bytes += bytes
+          await pace(bytes)
+        } catch (err) {
+          if (isTorusError(err, 'TORUS_LEASE_EXPIRED') || isTorusError(err, 'TORUS_ABORTED')) throw err
+          this.#log.warn('repair: block copy failed', { volume: volumeId, index: item.ref.index, peer: item.peer, code: isTorusError(err) ? err.code : undefined })
+        }
+      })
+      if (copied.length === 0) continue
+      try {
+        await this.#serialFlush(options, true)
+      } catch (err) {
+        if (isTorusError(err, 'TORUS_LEASE_EXPIRED') || isTorusError(err, 'TORUS_ABORTED')) throw err
+        // Replicas that did flush are current again (the flush confirmed them); the rest wait.
+        this.#log.warn('repair: flush after copying failed', { volume: volumeId, code: isTorusError(err) ? err.code : undefined })
+      }
+      report.repaired += await this.#clearRepaired(volumeId, copied, options)
+    }
+  }
+
+  /**
+   * Copies the current content of `ref` to `peer`, which is stale for it, under the block's
+   * mutation lock; resolves with the bytes sent, or `undefined` when there was nothing to do
+   * (no longer stale, not yet recorded, no longer an owner). The next flush that the peer
+   * answers as the same run makes it current (see #confirmCurrent).
+   */
+  async #repairCopy(ref: BlockRef, peer: PeerId): Promise<number | undefined> {
+    let sent: number | undefined
+    await this.#lockBlock(ref, async () => {
+      const key = ref.toString()
+      if (this.#stale.get(key)?.has(peer) !== true || this.#unrecorded.get(key)?.has(peer) === true) return
+      if (!this.#replicasFor(ref).includes(peer)) return
+      if (this.#pendingCurrent.get(key)?.has(peer) === true) {
+        sent = 0
+        return
+      }
+      const copy = await this.#copyBlock(ref, peer)
+      sent = copy.bytes
+      this.#pendingCurrent.set(key, (this.#pendingCurrent.get(key) ?? new Map()).set(peer, { incarnation: copy.incarnation, round: this.#round }))
+    })
+    return sent
+  }
+
+  /**
+   * Reads `ref` from its current replicas and puts it on `peer` (or deletes it there when none
+   * holds it), with this gateway's generation; marks the peer dirty. The caller holds the block
+   * lock. Resolves with the bytes sent and the incarnation of the peer that took them.
+   */
+  async #copyBlock(ref: BlockRef, peer: PeerId, read?: { present: boolean; block: Uint8Array }): Promise<{ bytes: number; incarnation: string }> {
+    const { present, block } = read ?? (await this.#readCurrent(ref))
+    const generation = this.generation(ref.volumeId)
+    const local = peer === this.peerId && this.#replica !== undefined
+    const incarnation = present
+      ? local
+        ? await this.#local((r) => r.put(ref, block, generation))
+        : await this.#remote(peer, REPLICA_METHODS.put, { volumeId: ref.volumeId, index: ref.index, bytes: block, generation, seq: ++this.#seq })
+      : local
+        ? await this.#local((r) => r.delete(ref, generation))
+        : await this.#remote(peer, REPLICA_METHODS.delete, { volumeId: ref.volumeId, index: ref.index, generation })
+    this.#markDirty(peer, ref, incarnation, true)
+    return { bytes: present ? block.byteLength : 0, incarnation }
+  }
+
+  /** The block as its current replicas hold it (TORUS_UNAVAILABLE when none could answer). */
+  async #readCurrent(ref: BlockRef): Promise<{ present: boolean; block: Uint8Array }> {
+    const block = new Uint8Array(this.blockSizeBytes)
+    return { present: await this._read(ref, 0, block), block }
+  }
+
+  /**
+   * Clears the metadata records of copies a flush made current. It runs between flush rounds
+   * (a round may mark a peer stale again and record that) and under each block's lock (so may
+   * a mutation): a record is cleared only while the peer is still current in memory, and only as
+   * this generation or an older one wrote it.
+   */
+  async #clearRepaired(volumeId: VolumeId, copied: { ref: BlockRef; peer: PeerId }[], options: RepairOptions): Promise<number> {
+    let cleared = 0
+    const run = async (): Promise<void> => {
+      await this.#withBlockLocks(
+        copied.map((c) => c.ref),
+        async () => {
+          const current = copied.filter(({ ref, peer }) => this.#stale.get(ref.toString())?.has(peer) !== true && this.#unrecorded.get(ref.toString())?.has(peer) !== true)
+          if (current.length === 0) return
+          const generation = this.generation(volumeId)
+          await options.metadata.clearStaleReplicas(current.map(({ ref, peer }) => ({ volumeId, peer, index: ref.index, upToGeneration: generation })), options)
+          cleared = current.length
+          this.#log.info('repair: stale replicas caught up', { volume: volumeId, blocks: current.length })
+        },
+      )
+    }
+    const next = this.#flushing.then(run, run)
+    this.#flushing = next.catch(() => {})
+    await next
+    return cleared
+  }
+
+  /**
+   * Brings a peer stale for the whole volume back (see repairVolume). Resolves true when it is a
+   * replica of the volume again; false when it could not be completed this time.
+   */
+  async #rejoin(volumeId: VolumeId, peer: PeerId, generation: number, options: RepairOptions, report: RepairReport, pace: (bytes: number) => Promise<void>): Promise<boolean> {
+    // Fence any older holder out of the peer before reading what it holds.
+    const confirmed = peer === this.peerId && this.#replica !== undefined
+      ? this.#replica.announce(volumeId, generation)
+      : (await this.#request(peer, REPLICA_METHODS.announce, { volumeId, generation }, options) as { generation?: unknown } | null)?.generation
+    if (typeof confirmed === 'number' && confirmed > generation) {
+      throw new TorusError('TORUS_LEASE_EXPIRED', `volume ${volumeId} was taken over: a peer has seen generation ${confirmed}`, { details: { volumeId, generation: confirmed } })
+    }
+    const key = `${volumeId}:${peer}`
+    const rejoin: Rejoin = { listed: false, pending: new Set(), incarnation: undefined, broken: false }
+    this.#rejoining.set(key, rejoin)
+    let done = false
+    try {
+      // Mutations that chose their replicas before the rejoin began must land before listing.
+      await this.#drainBlockLocks(volumeId)
+      for (const member of this.#ring.descriptor.members) {
+        for (let after = -1; ; ) {
+          const page = await this.#list(member.peer as PeerId, volumeId, after, options)
+          for (const index of page.indexes) if (this.#ring.peersFor(blockKey(volumeId, index)).includes(peer)) rejoin.pending.add(index)
+          if (!page.more || page.indexes.length === 0) break
+          after = page.indexes[page.indexes.length - 1]!
+        }
+      }
+      rejoin.listed = true
+      this.#log.info('repair: bringing back a peer stale for the whole volume', { volume: volumeId, peer, blocks: rejoin.pending.size })
+      while (rejoin.pending.size > 0) {
+        const batch = [...rejoin.pending].slice(0, Math.max(1, options.batchBlocks ?? 64))
+        await eachLimited(batch, options.concurrency ?? 4, async (index) => {
+          throwIfAborted(options.signal)
+          const ref = new BlockRef(volumeId, index)
+          await this.#lockBlock(ref, async () => {
+            if (!rejoin.pending.has(index)) return
+            const read = await this.#readCurrent(ref).catch((err: unknown) => {
+              if (!isTorusError(err, 'TORUS_UNAVAILABLE')) throw err
+              return undefined
+            })
+            if (read === undefined) {
+              // No current replica could give the block (down, or none is current): the peer
+              // rejoins without it, stale for that block alone (recorded first), so one
+              // unreadable block does not keep it out of the whole volume.
+              this.#markStaleUnrecorded(ref, [peer])
+              await this.#record(ref, [peer], 'repair')
+              rejoin.pending.delete(index)
+              return
+            }
+            const copy = await this.#copyBlock(ref, peer, read)
+            rejoin.incarnation ??= copy.incarnation
+            if (rejoin.incarnation !== copy.incarnation) rejoin.broken = true
+            rejoin.pending.delete(index)
+            report.bytes += copy.bytes
+          })
+          await pace(this.blockSizeBytes)
+        })
+        if (rejoin.broken) throw new TorusError('TORUS_UNAVAILABLE', 'the peer restarted while it was being repaired', { details: { peer } })
+      }
+      // Everything the peer acknowledged so far must be durable, by the run that acknowledged it.
+      const flushed = peer === this.peerId && this.#replica !== undefined
+        ? (await this.#replica.flush([[volumeId, generation]]), this.#replica.incarnation)
+        : incarnationOf(await this.#request(peer, REPLICA_METHODS.flush, { generations: [[volumeId, generation]] }, options))
+      if (rejoin.incarnation !== undefined && flushed !== rejoin.incarnation) rejoin.broken = true
+      // No await from this check to the switch: a mutation that fails on the peer before it adds
+      // to `pending` (and the copy is made again next time); after it, the peer is a replica and
+      // a failure marks it stale for the block like any other.
+      if (rejoin.broken || rejoin.pending.size > 0) return false
+      this.#rejoining.delete(key)
+      done = true
+      const set = this.#volumeStale.get(volumeId)
+      set?.delete(peer)
+      if (set?.size === 0) this.#volumeStale.delete(volumeId)
+      const uncleared = this.#rejoinedUncleared.get(volumeId) ?? new Set<PeerId>()
+      this.#rejoinedUncleared.set(volumeId, uncleared.add(peer))
+      await options.metadata.clearStaleReplicas([{ volumeId, peer, index: 'all', upToGeneration: generation }], options)
+      uncleared.delete(peer)
+      if (uncleared.size === 0 && this.#rejoinedUncleared.get(volumeId) === uncleared) this.#rejoinedUncleared.delete(volumeId)
+      this.#log.info('repair: peer is a replica of the volume again', { volume: volumeId, peer })
+      return true
+    } finally {
+      if (!done && this.#rejoining.get(key) === rejoin) this.#rejoining.delete(key)
+    }
+  }
+
+  /**
+   * One page of the blocks of `volumeId` that `peer` holds. A listing from a run of the peer
+   * other than the one that acknowledged unflushed writes of the volume is refused
+   * (TORUS_UNAVAILABLE): those writes may be gone from it, and a rejoining replica must not be
+   * made current on the word of a listing that lost them.
+   */
+  async #list(peer: PeerId, volumeId: VolumeId, after: number, options: AbortOptions): Promise<{ indexes: number[]; more: boolean }> {
+    let page: { indexes: number[]; more: boolean }
+    let incarnation: string
+    if (peer === this.peerId && this.#replica !== undefined) {
+      page = await this.#replica.list(volumeId, after, LIST_LIMIT_MAX)
+      incarnation = this.#replica.incarnation
+    } else {
+      const reply = (await this.#request(peer, REPLICA_METHODS.list, { volumeId, after, limit: LIST_LIMIT_MAX }, options)) as { indexes?: unknown; more?: unknown } | null
+      if (typeof reply !== 'object' || reply === null || !Array.isArray(reply.indexes) || typeof reply.more !== 'boolean' || !reply.indexes.every((i) => Number.isSafeInteger(i) && (i as number) > after)) {
+        throw new TorusError('TORUS_PROTOCOL', 'malformed replica.list reply', { details: { peer } })
+      }
+      page = { indexes: reply.indexes as number[], more: reply.more }
+      incarnation = incarnationOf(reply as TransportValue)
+    }
+    const prefix = `${volumeId}:`
+    for (const [key, b] of this.#dirty.get(peer)?.blocks ?? []) {
+      if (key.startsWith(prefix) && (b.mixed || b.incarnation !== incarnation)) {
+        throw new TorusError('TORUS_UNAVAILABLE', 'the peer restarted since it acknowledged unflushed writes of the volume; a flush must settle them first', { details: { peer, volumeId } })
+      }
+    }
+    return page
+  }
+
+  /** Waits for the mutations of `volumeId` queued or running now. */
+  async #drainBlockLocks(volumeId: VolumeId): Promise<void> {
+    const prefix = `${volumeId}:`
+    await Promise.all([...this.#blockLocks].filter(([key]) => key.startsWith(prefix)).map(([, tail]) => tail))
+  }
+
+  /** Runs `fn` holding the mutation locks of every block in `refs` (taken one after another). */
+  async #withBlockLocks(refs: BlockRef[], fn: () => Promise<void>): Promise<void> {
+    const unique = [...new Map(refs.map((r) => [r.toString(), r])).values()]
+    const take = async (i: number): Promise<void> => {
+      if (i === unique.length) return fn()
+      await this.#lockBlock(unique[i]!, () => take(i + 1))
+    }
+    await take(0)
+  }
+
   protected override async _open(options?: AbortOptions): Promise<void> {
     if (this.#replica !== undefined) {
       await this.#replica.store.open(options)
@@ -435,7 +778,28 @@ export class DistributedBlockStore extends AbstractBlockStore {
    * just taken the list must not be acknowledged before that one's replicas are durable.
    */
   protected override _flush(options?: AbortOptions): Promise<void> {
-    const run = (): Promise<void> => this.#flushRound(options)
+    return this.#serialFlush(options, false)
+  }
+
+  /**
+   * `internal`: a flush of repair's, not a client's. Some flush errors are told once (writes a
+   * restarted replica lost, a volume fenced for good): one met by repair is owed to the client,
+   * whose next flush fails with it.
+   */
+  #serialFlush(options: AbortOptions | undefined, internal: boolean): Promise<void> {
+    const run = async (): Promise<void> => {
+      try {
+        await this.#flushRound(options)
+      } catch (err) {
+        if (internal && isTorusError(err) && (err.code === 'TORUS_LEASE_EXPIRED' || this.#toldOnce.has(err))) this.#owedFlushError ??= err
+        throw err
+      }
+      const owed = this.#owedFlushError
+      if (!internal && owed !== undefined) {
+        this.#owedFlushError = undefined
+        throw owed
+      }
+    }
     const next = this.#flushing.then(run, run)
     this.#flushing = next.catch(() => {})
     return next
@@ -570,9 +934,11 @@ export class DistributedBlockStore extends AbstractBlockStore {
       }
     }
     if (gone.length > 0) {
-      throw new TorusError('TORUS_UNAVAILABLE', `writes were lost: every replica that acknowledged them restarted before making them durable (${gone.length} block(s))`, {
+      const lost = new TorusError('TORUS_UNAVAILABLE', `writes were lost: every replica that acknowledged them restarted before making them durable (${gone.length} block(s))`, {
         details: { volumeId: gone[0]!.volumeId, index: gone[0]!.index, blocks: gone.map((r) => [r.volumeId, r.index]) },
       })
+      this.#toldOnce.add(lost)
+      throw lost
     }
     if (recordError !== undefined) throw recordError
   }
@@ -706,9 +1072,13 @@ export class DistributedBlockStore extends AbstractBlockStore {
       const generation = this.generation(ref.volumeId)
       const seq = ++this.#seq
       const incarnations = new Map<PeerId, string>()
-      const outcomes = await this.#fanOut(targets, async (peer) => {
+      const rejoiners = this.#rejoinersFor(ref)
+      const sent = await this.#fanOut([...targets, ...rejoiners], async (peer) => {
         incarnations.set(peer, await send(peer, generation, seq))
       })
+      // A rejoining peer's answer only tells its repair whether its copy is still current; one
+      // whose repair finished meanwhile is a replica like the others.
+      const outcomes = sent.filter((o) => !rejoiners.includes(o.peer) || !this.#settleRejoiner(ref, o, incarnations, kind))
       const acked = outcomes.filter((o) => o.ok).map((o) => o.peer)
       const failed = outcomes.filter((o): o is Extract<Outcome, { ok: false }> => !o.ok)
       for (const p of acked) this.#markDirty(p, ref, incarnations.get(p)!, kind !== 'write')
@@ -745,6 +1115,37 @@ export class DistributedBlockStore extends AbstractBlockStore {
       if (missed.length > 0) await this.#record(ref, missed, kind)
       this.#noteAllocated(ref, kind !== 'delete')
     })
+  }
+
+  /**
+   * Rejoining owners of `ref` (see `repairVolume`) whose copy of the block is current, so they
+   * take this mutation too; the others skip it, and their copy of the block is made again.
+   */
+  #rejoinersFor(ref: BlockRef): PeerId[] {
+    if (this.#rejoining.size === 0) return []
+    const out: PeerId[] = []
+    for (const peer of this.#ring.peersFor(blockKey(ref.volumeId, ref.index))) {
+      const rejoin = this.#rejoining.get(`${ref.volumeId}:${peer}`)
+      if (rejoin === undefined) continue
+      if (!rejoin.listed || rejoin.pending.has(ref.index)) rejoin.pending.add(ref.index)
+      else out.push(peer)
+    }
+    return out
+  }
+
+  /** Takes a rejoining peer's outcome; false when its repair is over and it counts as a replica. */
+  #settleRejoiner(ref: BlockRef, o: Outcome, incarnations: Map<PeerId, string>, kind: 'write' | 'put' | 'delete'): boolean {
+    const rejoin = this.#rejoining.get(`${ref.volumeId}:${o.peer}`)
+    if (rejoin === undefined) return false
+    if (!o.ok) {
+      rejoin.pending.add(ref.index)
+      return true
+    }
+    const incarnation = incarnations.get(o.peer)!
+    this.#markDirty(o.peer, ref, incarnation, kind !== 'write')
+    rejoin.incarnation ??= incarnation
+    if (rejoin.incarnation !== incarnation) rejoin.broken = true
+    return true
   }
 
   /** The ring's replicas of `ref`, less those that missed a takeover of its volume. */
@@ -888,4 +1289,35 @@ function unavailable(message: string, ref: BlockRef, errors: unknown[]): TorusEr
     ...(errors.length > 0 ? { cause: errors.length === 1 ? errors[0] : new AggregateError(errors, message) } : {}),
     details: { volumeId: ref.volumeId, index: ref.index, codes: errors.map((e) => (isTorusError(e) ? e.code : 'unknown')) },
   })
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; rejects with the first error once all settled. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  let first: { error: unknown } | undefined
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++]!
+      try {
+        await fn(item)
+      } catch (error) {
+        first ??= { error }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker))
+  if (first !== undefined) throw first.error
+}
+
+/** Sleeps as needed to keep the bytes reported under `bytesPerSecond` (no bound when undefined). */
+function pacer(bytesPerSecond: number | undefined, signal: AbortSignal | undefined): (bytes: number) => Promise<void> {
+  if (bytesPerSecond === undefined || !(bytesPerSecond > 0)) return async () => throwIfAborted(signal)
+  const start = Date.now()
+  let total = 0
+  return async (bytes) => {
+    total += bytes
+    const due = start + (total / bytesPerSecond) * 1000 - Date.now()
+    if (due > 0) await new Promise((resolve) => setTimeout(resolve, due))
+    throwIfAborted(signal)
+  }
 }

@@ -5,8 +5,8 @@
  * {@link Replica} / {@link serveReplica}, the replica side with generation fencing and per-sector
  * CRC-32C checksums.
  */
-export { DistributedBlockStore, type DistributedBlockStoreOptions, type DegradedHook } from './distributed-block-store.js'
-export { Replica, serveReplica, REPLICA_METHODS, SECTOR_BYTES, type ReplicaOptions } from './replica.js'
+export { DistributedBlockStore, type DistributedBlockStoreOptions, type DegradedHook, type RepairOptions, type RepairReport } from './distributed-block-store.js'
+export { Replica, serveReplica, REPLICA_METHODS, LIST_LIMIT_MAX, SECTOR_BYTES, type ReplicaOptions } from './replica.js'
 export { crc32c, crc32cNative } from './crc32c.js'
 export { ClusterView, type ClusterViewOptions } from './cluster-view.js'
 export { fenceVolume, recordStaleInMetadata } from './volume-fencing.js'

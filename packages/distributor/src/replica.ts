@@ -253,6 +253,20 @@ export class Replica {
     for (const key of [...this.#sums.keys()]) if (key.startsWith(prefix)) this.#sums.delete(key)
   }
 
+  /**
+   * The indexes of the blocks of `volumeId` this replica holds, ascending, starting after
+   * `after` (-1: from the start), at most `limit` of them; `more` when some were left off.
+   * Repair uses it to learn which blocks a replica that missed a takeover must be given or lose.
+   */
+  async list(volumeId: VolumeId, after: number, limit: number): Promise<{ indexes: number[]; more: boolean }> {
+    this.#checkOpen()
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`invalid limit: ${String(limit)}`)
+    const indexes: number[] = []
+    for await (const ref of this.store.refs(volumeId)) if (ref.index > after) indexes.push(ref.index)
+    indexes.sort((a, b) => a - b)
+    return { indexes: indexes.slice(0, limit), more: indexes.length > limit }
+  }
+
   /** Makes every write applied so far durable, data and checksums, after checking the gateway's generations. */
   async flush(generations: Iterable<readonly [VolumeId, number]> = []): Promise<void> {
     for (const [volumeId, generation] of generations) this.#fence(volumeId, generation)
@@ -375,7 +389,12 @@ export const REPLICA_METHODS = {
   flush: 'replica.flush',
   /** `{ volumeId, generation }` → `{ generation }` (the replica's highest) */
   announce: 'replica.announce',
+  /** `{ volumeId, after, limit }` → `{ indexes, more, incarnation }` (`after` -1 from the start; limit at most 65536) */
+  list: 'replica.list',
 } as const
+
+/** The most indexes one `replica.list` reply carries. */
+export const LIST_LIMIT_MAX = 65536
 
 /** Registers the `replica.*` handlers for `replica` on `transport`. */
 export function serveReplica(transport: Transport, replica: Replica): void {
@@ -426,6 +445,13 @@ export function serveReplica(transport: Transport, replica: Replica): void {
     return { incarnation: replica.incarnation }
   })
   on(REPLICA_METHODS.announce, (b) => ({ generation: replica.announce(b.ref(0).volumeId, b.int('generation')) }))
+  on(REPLICA_METHODS.list, async (b) => {
+    const after = b.value('after')
+    if (after !== -1 && !isInt(after)) throw protocol('after must be -1 or a block index')
+    const limit = b.int('limit')
+    if (limit < 1 || limit > LIST_LIMIT_MAX) throw protocol(`limit must be 1 to ${LIST_LIMIT_MAX}`)
+    return { ...(await replica.list(b.ref(0).volumeId, after as number, limit)), incarnation: replica.incarnation }
+  })
 }
 
 function protocol(message: string): TorusError {

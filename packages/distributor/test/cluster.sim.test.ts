@@ -19,7 +19,7 @@ import { BlockRef, SeededRandom, TorusError, isTorusError, type PeerId, type Vol
 import { MemoryMetadataStore } from '@torus/metadata'
 import { blockKey } from '@torus/ring'
 import { simulationSeeds } from '@torus/testing'
-import { fenceVolume, recordStaleInMetadata } from '../src/index.js'
+import { fenceVolume, recordStaleInMetadata, type RepairReport } from '../src/index.js'
 import { SimCluster, type SimPeer } from './helpers/sim-cluster.js'
 
 const B = 8192
@@ -185,6 +185,9 @@ interface Counts {
   gatewayCrashes: number
   isolations: number
   takeovers: number
+  repairs: number
+  repaired: number
+  rejoined: number
   fencedWrites: number
   inFlightFaults: number
 }
@@ -207,6 +210,9 @@ async function runOnce(seed: number): Promise<Counts> {
     gatewayCrashes: 0,
     isolations: 0,
     takeovers: 0,
+    repairs: 0,
+    repaired: 0,
+    rejoined: 0,
     fencedWrites: 0,
     inFlightFaults: 0,
   }
@@ -385,6 +391,36 @@ async function runOnce(seed: number): Promise<Counts> {
       return out.size <= replication - 1
     }
 
+    /** Per storage peer, the blocks the gateway holds it stale for (all it owns when stale for the volume). */
+    const staleNow = (): Map<PeerId, Set<number>> => {
+      const out = new Map<PeerId, Set<number>>()
+      const wide = new Set(gw.store.volumeStaleReplicas(V))
+      for (let i = 0; i < BLOCKS; i++) {
+        for (const p of replicasOf(i)) {
+          if (!wide.has(p) && !gw.store.staleReplicas(ref(i)).includes(p)) continue
+          out.set(p, (out.get(p) ?? new Set<number>()).add(i))
+        }
+      }
+      return out
+    }
+
+    /**
+     * Repair (as a lock holder runs it in the background). A replica it made current again got
+     * the block whole and flushed it, so a tear a crash left there is gone for good.
+     */
+    const repair = async (step: number, report: (r: RepairReport) => void = () => {}): Promise<void> => {
+      const before = staleNow()
+      const r = await gw.store.repairVolume(V, { metadata, concurrency: 1 + rng.int(4), batchBlocks: 1 + rng.int(8) })
+      const after = staleNow()
+      counts.repairs++
+      counts.repaired += r.repaired
+      counts.rejoined += r.rejoined
+      for (const [p, blocks] of before) for (const i of blocks) if (after.get(p)?.has(i) !== true) torn.get(p)?.delete(i)
+      const show = (m: Map<PeerId, Set<number>>): string => [...m].map(([p, b]) => `${c.byPeer(p).name}[${[...b].join(',')}]`).join(' ')
+      log.push(`${step}: repair: ${r.repaired} block(s) repaired, ${r.rejoined} peer(s) rejoined, ${r.remaining} mark(s) left (stale before: ${show(before)}; after: ${show(after)}; volume-wide now: ${gw.store.volumeStaleReplicas(V).map((p) => c.byPeer(p).name).join(',')})`)
+      report(r)
+    }
+
     const heal = async (step: number): Promise<void> => {
       for (const p of c.peers) {
         if (p.isolated) {
@@ -489,6 +525,12 @@ async function runOnce(seed: number): Promise<Counts> {
         }
         continue
       }
+      if (roll < 0.28 && roll >= 0.24) {
+        step++
+        // Nothing else runs, the holder is the gateway: repair must not fail.
+        await repair(step).catch((err: unknown) => fail('repair failed', err))
+        continue
+      }
       if (roll < 0.24) {
         step++
         log.push(`${step}: flush`)
@@ -526,6 +568,8 @@ async function runOnce(seed: number): Promise<Counts> {
       log.push(`${step}: ${gw.name}: ${ops.map((op) => `${op.kind} ${op.i} @${op.offset}+${op.data.length}`).join(', ')}${fault === undefined ? '' : ` | ${fault.kind} ${fault.peer.name}`}`)
       step += ops.length
       const via = gw
+      // Now and then repair runs while the batch's mutations are in flight.
+      const repairing = fault === undefined && rng.next() < 0.15 ? repair(step).then(() => undefined, (err: unknown) => err) : undefined
       const outcomes: Outcome[] = ops.map(() => ({ settled: false }))
       const settled = Promise.all(
         ops.map((op, k) =>
@@ -554,6 +598,8 @@ async function runOnce(seed: number): Promise<Counts> {
       }
       const gatewayLost = final !== undefined
       final ??= (await settled, outcomes)
+      const repairError = await repairing
+      if (repairError !== undefined) fail('repair alongside a batch failed', repairError)
       for (const [k, op] of ops.entries()) {
         const o = final[k]!
         if (!o.settled) throw new Error('unsettled outcome')
@@ -629,6 +675,45 @@ async function runOnce(seed: number): Promise<Counts> {
       if (outcome.ok) checkRead(op, outcome.value, 'final read')
       else if (servable(i) && !c.storagePeers.some((p) => p.local?.faulted.has(ref(i).toString()) === true) && !lostByRestart(outcome.error, i)) {
         fail(`final read of block ${i} failed although current replica(s) ${current(i).map((p) => c.byPeer(p).name).join(',')} are up`, outcome.error)
+      }
+    }
+    // Repair with everything up (and no injected store faults) brings back every replica it can:
+    // what is left is a mark whose record an injected metadata fault lost (it waits for the
+    // block's next write), a tenure's unrecorded volume-wide mark, or a block no current
+    // replica holds (nothing to copy from).
+    for (const p of c.storagePeers) p.local!.faultRate = 0
+    const repairable = (): string[] => {
+      if (gw.store.hasDeferredVolumeStale(V)) return []
+      const owed = new Set(gw.store.owedStale(V).map(({ peer, index }) => `${peer}:${index}`))
+      const out: string[] = gw.store.volumeStaleReplicas(V).map((p) => `${c.byPeer(p).name} (volume)`)
+      for (const [p, blocks] of staleNow()) {
+        if (gw.store.volumeStaleReplicas(V).includes(p)) continue
+        for (const i of blocks) if (!owed.has(`${p}:${i}`) && current(i).length > 0) out.push(`${c.byPeer(p).name} [${i}]`)
+      }
+      return out
+    }
+    for (let attempt = 0; ; attempt++) {
+      await repair(STEPS).catch((err: unknown) => fail('final repair failed', err))
+      const left = repairable()
+      if (left.length === 0) break
+      if (attempt > 20) fail(`repair left stale marks it could repair, with every peer up: ${left.join('; ')}`)
+      await waitLinks()
+    }
+    // Every replica the gateway now treats as current holds what the model allows: repair
+    // never makes a replica current with bytes it lacks.
+    for (let i = 0; i < BLOCKS; i++) {
+      for (const p of current(i)) {
+        const peer = c.byPeer(p)
+        const data = new Uint8Array(B)
+        const read = await peer.store.replica.read(ref(i), 0, data).then(
+          () => undefined,
+          (error: unknown) => error,
+        )
+        if (read !== undefined) {
+          if (isTorusError(read, 'TORUS_CORRUPT') && torn.get(p)?.has(i) === true) continue
+          fail(`replica ${peer.name} of block ${i} could not be read`, read)
+        }
+        checkRead({ kind: 'read', i, offset: 0, data }, undefined, `${peer.name}'s copy`)
       }
     }
     counts.steps = STEPS

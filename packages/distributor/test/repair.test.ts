@@ -1,0 +1,251 @@
+// Goal: repairVolume brings stale replicas back — per block (a degraded write's record) and for
+// a whole volume (a member that missed a takeover) — without ever letting a replica serve bytes
+// it lacks, and clears only the records it repaired.
+// Method: the 3-peer in-process cluster (mod ring, replication 2) with a MemoryMetadataStore for
+// the stale records, fenceVolume as a lock holder runs it, partitions by LoopbackHub.isolate;
+// after each repair the repaired peer is made the only reachable replica and read through.
+import { afterEach, describe, expect, it } from 'vitest'
+import { BlockRef, SeededRandom, type PeerId, type VolumeId } from '@torus/core'
+import { MemoryMetadataStore } from '@torus/metadata'
+import { blockKey } from '@torus/ring'
+import { fenceVolume, recordStaleInMetadata, type DistributedBlockStore, type RepairReport } from '../src/index.js'
+import { startCluster, type Cluster, type ClusterNode } from './helpers/cluster.js'
+
+const B = 4096
+let cluster: Cluster | undefined
+const closers: (() => Promise<void>)[] = []
+
+afterEach(async () => {
+  while (closers.length > 0) await closers.pop()!()
+  await cluster?.close()
+  cluster = undefined
+})
+
+async function setUp(): Promise<{ c: Cluster; metadata: MemoryMetadataStore; volumeId: VolumeId; a: ClusterNode; b: ClusterNode; x: ClusterNode }> {
+  const metadata = new MemoryMetadataStore()
+  await metadata.open()
+  closers.push(() => metadata.close())
+  await metadata.initCluster({ blockSizeBytes: B, replication: 2, ringType: 'mod', createdAt: new Date().toISOString() })
+  const { id: volumeId } = await metadata.createVolume({ name: 'pad', sizeBytes: 1024 * 1024 })
+  const c = (cluster = await startCluster({ onDegraded: recordStaleInMetadata(metadata), requestTimeoutMs: 500 }))
+  const [a, b, x] = c.nodes as [ClusterNode, ClusterNode, ClusterNode]
+  return { c, metadata, volumeId, a, b, x }
+}
+
+/**
+ * Runs repair until `done` holds for its report: a peer just restored is reached once its
+ * transport reconnected (a few milliseconds here), as a daemon's periodic repair would find it.
+ */
+async function repairUntil(store: DistributedBlockStore, volumeId: VolumeId, metadata: MemoryMetadataStore, done: (r: RepairReport) => boolean, extra: object = {}): Promise<RepairReport> {
+  const deadline = Date.now() + 5_000
+  for (;;) {
+    const report = await store.repairVolume(volumeId, { metadata, ...extra })
+    if (done(report)) return report
+    if (Date.now() > deadline) throw new Error(`repair did not get there: ${JSON.stringify(report)}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** Indexes below `limit` whose replicas include `peer`. */
+function ownedBy(c: Cluster, volumeId: VolumeId, peer: PeerId, limit: number): number[] {
+  const ring = c.nodes[0]!.store.ring
+  return Array.from({ length: limit }, (_, i) => i).filter((i) => ring.peersFor(blockKey(volumeId, i)).includes(peer))
+}
+
+function blockOn(c: Cluster, volumeId: VolumeId, peers: PeerId[]): BlockRef {
+  const ring = c.nodes[0]!.store.ring
+  for (let i = 0; i < 1000; i++) {
+    const replicas = ring.peersFor(blockKey(volumeId, i))
+    if (peers.every((p) => replicas.includes(p))) return new BlockRef(volumeId, i)
+  }
+  throw new Error('no such block')
+}
+
+/** The other replica of `ref` besides `peer`. */
+function otherOwner(c: Cluster, ref: BlockRef, peer: PeerId): ClusterNode {
+  return c.byPeer(c.nodes[0]!.store.ring.peersFor(blockKey(ref.volumeId, ref.index)).find((p) => p !== peer)!)
+}
+
+/** What `node`'s own store holds for `ref` (undefined when absent). */
+async function held(node: ClusterNode, ref: BlockRef): Promise<number[] | undefined> {
+  const block = await node.local.get(ref)
+  return block === undefined ? undefined : [...block]
+}
+
+describe('repairVolume: per-block stale records', () => {
+  it('copies the block to the stale replica, clears the record once durable, and the replica serves it again', async () => {
+    const { c, metadata, volumeId, a, b } = await setUp()
+    await fenceVolume(b.store, metadata, volumeId, 7)
+    const written = blockOn(c, volumeId, [a.peer])
+    const other = otherOwner(c, written, a.peer)
+    const deleted = new BlockRef(volumeId, ownedBy(c, volumeId, a.peer, 100).find((i) => i !== written.index && otherOwner(c, new BlockRef(volumeId, i), a.peer) === other)!)
+    await b.store.write(deleted, 0, new Uint8Array(B).fill(0x22))
+    await b.store.flush()
+
+    c.isolate(a)
+    await b.store.write(written, 100, new Uint8Array(200).fill(0x11))
+    await b.store.delete(deleted)
+    await b.store.flush()
+    expect((await metadata.listStaleReplicas(volumeId)).map((r) => [r.peer, r.index, r.generation])).toEqual(
+      [[a.peer, written.index, 7], [a.peer, deleted.index, 7]].sort((p, q) => (p[1] as number) - (q[1] as number)),
+    )
+    // Unreachable: nothing to do yet, and nothing is cleared.
+    const early = await b.store.repairVolume(volumeId, { metadata })
+    expect(early).toMatchObject({ repaired: 0, remaining: 2 })
+    expect(await metadata.listStaleReplicas(volumeId)).toHaveLength(2)
+
+    c.restore(a)
+    const report = await repairUntil(b.store, volumeId, metadata, (r) => r.remaining === 0)
+    expect(report).toEqual({ repaired: 2, rejoined: 0, bytes: B, remaining: 0 })
+    expect(await metadata.listStaleReplicas(volumeId)).toEqual([])
+    expect(b.store.staleReplicas(written)).toEqual([])
+    expect(await held(a, written)).toEqual(await held(other, written))
+    expect(await a.local.has(deleted)).toBe(false)
+
+    // The repaired replica alone serves what was written while it was away.
+    if (other !== b) c.isolate(other)
+    else b.local.delete(written) // the gateway's own copy would be read first: remove it
+    const target = new Uint8Array(B)
+    await b.store.read(written, 0, target)
+    expect([...target.subarray(100, 300)]).toEqual(new Array(200).fill(0x11))
+    expect(target[0]).toBe(0)
+  })
+
+  it('keeps a record a later holder raised to a newer generation', async () => {
+    const { c, metadata, volumeId, a, b } = await setUp()
+    await fenceVolume(b.store, metadata, volumeId, 7)
+    const ref = blockOn(c, volumeId, [a.peer])
+    c.isolate(a)
+    await b.store.write(ref, 0, new Uint8Array(B).fill(0x33))
+    c.restore(a)
+    // Someone with generation 9 recorded the same replica stale again.
+    await metadata.addStaleReplicas([{ volumeId, peer: a.peer, index: ref.index, generation: 9 }])
+    await repairUntil(b.store, volumeId, metadata, (r) => r.remaining === 0)
+    expect((await metadata.listStaleReplicas(volumeId)).map((r) => [r.peer, r.index, r.generation])).toEqual([[a.peer, ref.index, 9]])
+  })
+
+  it('rejects with TORUS_LEASE_EXPIRED once another holder announced a newer generation', async () => {
+    const { c, metadata, volumeId, a, b, x } = await setUp()
+    await fenceVolume(b.store, metadata, volumeId, 7)
+    c.isolate(a)
+    await b.store.write(blockOn(c, volumeId, [a.peer]), 0, new Uint8Array(B).fill(1))
+    c.restore(a)
+    await fenceVolume(x.store, metadata, volumeId, 8)
+    // b still holds its stale mark; its copy with generation 7 is refused by a, which saw 8.
+    await expect(repairUntil(b.store, volumeId, metadata, () => false)).rejects.toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
+  })
+
+  it('needs the lock generation', async () => {
+    const { metadata, volumeId, b } = await setUp()
+    await expect(b.store.repairVolume(volumeId, { metadata })).rejects.toMatchObject({ code: 'TORUS_INVALID_ARGUMENT' })
+  })
+})
+
+describe('repairVolume: a member stale for the whole volume', () => {
+  it('gives it every block it owns, drops what it should not hold, and makes it a replica again', async () => {
+    const { c, metadata, volumeId, a, b, x } = await setUp()
+    const mine = ownedBy(c, volumeId, a.peer, 40)
+    // Before the takeover: a holds the old content of some blocks, and a block deleted later.
+    await fenceVolume(x.store, metadata, volumeId, 6)
+    for (const i of mine) await x.store.write(new BlockRef(volumeId, i), 0, new Uint8Array(B).fill(0x40 + (i % 32)))
+    await x.store.flush()
+
+    c.isolate(a)
+    const { missed } = await fenceVolume(b.store, metadata, volumeId, 7)
+    expect(missed).toEqual([a.peer])
+    for (const i of mine.slice(0, 10)) await b.store.write(new BlockRef(volumeId, i), 8, new Uint8Array(16).fill(0x99))
+    await b.store.delete(new BlockRef(volumeId, mine[10]!))
+    for (const i of ownedBy(c, volumeId, a.peer, 60).filter((i) => i >= 40)) await b.store.write(new BlockRef(volumeId, i), 0, new Uint8Array(B).fill(0x77))
+    await b.store.flush()
+    expect((await metadata.listStaleReplicas(volumeId)).map((r) => [r.peer, r.index])).toEqual([[a.peer, 'all']])
+    // a also holds a block nobody else has (written by a stale holder while it was cut off).
+    const leftover = new BlockRef(volumeId, ownedBy(c, volumeId, a.peer, 100).find((i) => i >= 60)!)
+    await a.local.put(leftover, new Uint8Array(B).fill(0xee))
+
+    c.restore(a)
+    const report = await repairUntil(b.store, volumeId, metadata, (r) => r.remaining === 0)
+    expect(report).toMatchObject({ rejoined: 1, remaining: 0 })
+    expect(await metadata.listStaleReplicas(volumeId)).toEqual([])
+    expect(b.store.volumeStaleReplicas(volumeId)).toEqual([])
+    expect(a.store.replica.generation(volumeId)).toBe(7)
+    for (const i of ownedBy(c, volumeId, a.peer, 100)) {
+      const ref = new BlockRef(volumeId, i)
+      expect(await held(a, ref), `block ${i}`).toEqual(await held(otherOwner(c, ref, a.peer), ref))
+    }
+    expect(await a.local.has(leftover)).toBe(false)
+    // a takes writes again.
+    const next = new BlockRef(volumeId, mine[0]!)
+    await b.store.write(next, 0, new Uint8Array(4).fill(0x12))
+    expect((await a.local.get(next))![0]).toBe(0x12)
+  })
+
+  it('stays out of the volume while a member cannot list its blocks, and comes back later', async () => {
+    const { c, metadata, volumeId, a, b, x } = await setUp()
+    c.isolate(a)
+    await fenceVolume(b.store, metadata, volumeId, 7)
+    await b.store.write(blockOn(c, volumeId, [a.peer, x.peer]), 0, new Uint8Array(B).fill(5))
+    c.restore(a)
+    c.isolate(x)
+    const report = await b.store.repairVolume(volumeId, { metadata })
+    expect(report).toMatchObject({ rejoined: 0 })
+    expect(report.remaining).toBeGreaterThan(0)
+    expect(b.store.volumeStaleReplicas(volumeId)).toEqual([a.peer])
+    expect((await metadata.listStaleReplicas(volumeId)).map((r) => r.index)).toContain('all')
+    c.restore(x)
+    expect(await repairUntil(b.store, volumeId, metadata, (r) => r.remaining === 0)).toMatchObject({ rejoined: 1, remaining: 0 })
+  })
+
+  it('keeps the rejoining replica equal to the others while writes, deletes and new blocks race with the copy', async () => {
+    const { c, metadata, volumeId, a, b } = await setUp()
+    const random = new SeededRandom(42)
+    const blocks = 80
+    c.isolate(a)
+    await fenceVolume(b.store, metadata, volumeId, 7)
+    for (let i = 0; i < blocks / 2; i++) await b.store.write(new BlockRef(volumeId, i), 0, new Uint8Array(B).fill(i))
+    await b.store.flush()
+    c.restore(a)
+
+    let stop = false
+    const writer = (async () => {
+      let n = 0
+      while (!stop) {
+        const ref = new BlockRef(volumeId, random.int(blocks))
+        const op = random.int(10)
+        if (op === 0) await b.store.delete(ref)
+        else if (op === 1) await b.store.put(ref, new Uint8Array(B).fill(n & 0xff))
+        else await b.store.write(ref, random.int(B / 512) * 512, new Uint8Array(512).fill(n & 0xff))
+        if (++n % 7 === 0) await b.store.flush()
+        await new Promise((r) => setImmediate(r))
+      }
+    })()
+    // Slow enough that the writer gets many turns during the copy.
+    const report = await repairUntil(b.store, volumeId, metadata, (r) => r.remaining === 0, { bytesPerSecond: 40 * B, concurrency: 2, batchBlocks: 8 }).finally(() => {
+      stop = true
+    })
+    await writer
+    await b.store.flush()
+    expect(report).toMatchObject({ rejoined: 1, remaining: 0 })
+    for (const i of ownedBy(c, volumeId, a.peer, blocks)) {
+      const ref = new BlockRef(volumeId, i)
+      expect(await held(a, ref), `block ${i}`).toEqual(await held(otherOwner(c, ref, a.peer), ref))
+    }
+  })
+})
+
+describe('replica.list', () => {
+  it('pages through the blocks a replica holds, ascending, and refuses a malformed body', async () => {
+    const { volumeId, a, b } = await setUp()
+    for (const i of [9, 2, 5, 700]) await a.local.put(new BlockRef(volumeId, i), new Uint8Array(B).fill(1))
+    expect(await a.store.replica.list(volumeId, -1, 3)).toEqual({ indexes: [2, 5, 9], more: true })
+    expect(await a.store.replica.list(volumeId, 9, 3)).toEqual({ indexes: [700], more: false })
+    const conn = await b.transport.connect(a.address)
+    try {
+      expect(await conn.request('replica.list', { volumeId, after: 2, limit: 2 })).toEqual({ indexes: [5, 9], more: true, incarnation: a.store.replica.incarnation })
+      for (const body of [{ volumeId, after: 'x', limit: 2 }, { volumeId, after: -2, limit: 2 }, { volumeId, after: -1, limit: 0 }, { volumeId, after: -1, limit: 70000 }, { after: -1, limit: 2 }]) {
+        await expect(conn.request('replica.list', body), JSON.stringify(body)).rejects.toMatchObject({ code: 'TORUS_PROTOCOL' })
+      }
+    } finally {
+      await conn.close()
+    }
+  })
+})
