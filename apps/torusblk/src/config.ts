@@ -1,5 +1,5 @@
 import path from 'node:path'
-import { normalizeEtcdPrefix, readSmallFileSync, type LogLevel } from '@torus/core'
+import { normalizeEtcdPrefix, parseSize, readSmallFileSync, type LogLevel } from '@torus/core'
 
 /** Everything `torusblk nbdserver` needs, after flags and env vars are merged and validated. */
 export interface NbdServerConfig {
@@ -16,6 +16,8 @@ export interface NbdServerConfig {
   leaseTtlMs: number
   /** How long open volumes keep serving past their lease while etcd is unreachable. */
   lockGraceMs: number
+  /** Bytes per second repair may copy to stale replicas of the volumes served here; 0: off. */
+  repairRateBytes: number
   logLevel: LogLevel
 }
 
@@ -32,6 +34,7 @@ export interface RawNbdServerOptions {
   clusterSecretFile?: string | undefined
   leaseTtl?: string | number | undefined
   lockGrace?: string | number | undefined
+  repairRate?: string | undefined
   logLevel?: string | undefined
 }
 
@@ -41,6 +44,7 @@ export const DEFAULTS = {
   nbdMaxConnections: 64,
   leaseTtlSeconds: 10,
   lockGraceSeconds: 60,
+  repairRate: '64MiB',
   logLevel: 'info' as LogLevel,
 }
 
@@ -93,6 +97,17 @@ export function resolveNbdServerConfig(flags: RawNbdServerOptions, env: NodeJS.P
     throw new UsageError(`--lock-grace/TORUS_LOCK_GRACE must be 0 to 86400 seconds, got ${formatRaw(graceRaw)}`)
   }
 
+  // A size per second: `64MiB` or `64MiB/s`; 0 turns repair off.
+  const repairRaw = String(pick(flags.repairRate, 'TORUS_REPAIR_RATE') ?? DEFAULTS.repairRate).trim().replace(/\/s$/i, '')
+  let repairRateBytes = 0
+  if (repairRaw !== '0') {
+    try {
+      repairRateBytes = parseSize(repairRaw)
+    } catch (err) {
+      throw new UsageError(`--repair-rate/TORUS_REPAIR_RATE: ${(err as Error).message}`)
+    }
+  }
+
   const logLevel = String(pick(flags.logLevel, 'TORUS_LOG_LEVEL') ?? DEFAULTS.logLevel)
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new UsageError(`--log-level must be debug, info, warn or error, got ${formatRaw(logLevel)}`)
 
@@ -106,6 +121,7 @@ export function resolveNbdServerConfig(flags: RawNbdServerOptions, env: NodeJS.P
     clusterSecret,
     leaseTtlMs: Math.round(ttl * 1000),
     lockGraceMs: Math.round(grace * 1000),
+    repairRateBytes,
     logLevel: logLevel as LogLevel,
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import os from 'node:os'
 import { formatSize, isTorusError, TorusError, type ClusterConfig, type Logger, type MetadataStore } from '@torus/core'
-import { ClusterView, DistributedBlockStore, fenceVolume, recordStaleInMetadata } from '@torus/distributor'
+import { ClusterView, DistributedBlockStore, fenceVolume, recordStaleInMetadata, RepairLoop } from '@torus/distributor'
 import { verifySecretCheck } from '@torus/metadata'
 import { EtcdMetadataStore } from '@torus/metadata-etcd'
 import { NbdServer } from '@torus/nbd'
@@ -26,6 +26,7 @@ export class Gateway {
   #view: ClusterView | undefined
   #distributor: DistributedBlockStore | undefined
   #volumes: VolumeManager | undefined
+  #repair: RepairLoop | undefined
   #nbd: NbdServer | undefined
   #stopping: Promise<void> | undefined
   /** `host:port` NBD clients connect to, once listening. */
@@ -90,9 +91,16 @@ export class Gateway {
       prepare: async (volume) => {
         await fenceVolume(distributor, metadata, volume.info.id, volume.generation ?? 0, log.child({ component: 'fencing', volume: volume.info.name }), { retries: 2, retryDelayMs: 1000 })
       },
+      onOpened: (info) => {
+        if (distributor.hasStaleReplicas(info.id)) this.#repair?.kick()
+      },
       logger: log.child({ component: 'volume' }),
     })
     this.#volumes = volumes
+    if (config.repairRateBytes > 0) {
+      this.#repair = new RepairLoop({ store: distributor, metadata, volumes: () => volumes.held(), bytesPerSecond: config.repairRateBytes, logger: log })
+      this.#repair.start()
+    }
     this.#nbd = new NbdServer({
       logger: log.child({ component: 'nbd' }),
       maxConnections: config.nbdMaxConnections,
@@ -144,6 +152,7 @@ export class Gateway {
   async #stop(): Promise<void> {
     this.#log.info('stopping')
     await this.#nbd?.close()
+    await this.#repair?.stop()
     await this.#volumes?.closeAll()
     await this.#view?.stop()
     await this.#distributor?.close()

@@ -46,6 +46,10 @@ async function main(): Promise<void> {
             type: 'string',
             describe: `Seconds an open volume keeps serving after its lock lease lapsed while etcd is unreachable [env TORUS_LOCK_GRACE] (default ${DEFAULTS.lockGraceSeconds})`,
           })
+          .option('repair-rate', {
+            type: 'string',
+            describe: `Most bytes per second copied to stale replicas of the volumes served here, e.g. 64MiB; 0 turns repair off [env TORUS_REPAIR_RATE] (default ${DEFAULTS.repairRate})`,
+          })
           .option('log-level', { type: 'string', describe: `debug, info, warn or error [env TORUS_LOG_LEVEL] (default ${DEFAULTS.logLevel})` })
           .example('$0 nbdserver -C 10.0.0.1:2379 --cluster-secret-file /etc/torus/cluster-secret', 'serve on 127.0.0.1:10809')
           .example('$0 nbdserver -C etcd://10.0.0.1:2379,10.0.0.2:2379 --nbd-address 0.0.0.0:10809 --cluster-secret-file /etc/torus/cluster-secret', 'serve other machines')
@@ -60,6 +64,7 @@ async function main(): Promise<void> {
             clusterSecretFile: argv['cluster-secret-file'],
             leaseTtl: argv['lease-ttl'],
             lockGrace: argv['lock-grace'],
+            repairRate: argv['repair-rate'],
             logLevel: argv['log-level'],
           })
       },

@@ -29,6 +29,8 @@ export interface DaemonConfig {
   lockGraceMs: number
   /** The cluster's transport secret (peers prove they know it), and where it came from. */
   clusterSecret: { bytes: Uint8Array; source: string } | undefined
+  /** Bytes per second repair may copy to stale replicas of the volumes this node serves; 0 turns repair off. */
+  repairRateBytes: number
 }
 
 /** A configuration problem the operator must fix; torusd exits 2 with this message. */
@@ -53,6 +55,7 @@ export interface RawOptions {
   autoJoin?: boolean | undefined
   lockGrace?: string | number | undefined
   clusterSecretFile?: string | undefined
+  repairRate?: string | undefined
 }
 
 export const DEFAULTS = {
@@ -67,6 +70,7 @@ export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   etcdPrefix: 'torus/',
   lockGraceSeconds: 60,
+  repairRate: '64MiB',
 }
 
 export function defaultDataDir(): string {
@@ -126,6 +130,11 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     throw new ConfigError(`--lock-grace/TORUS_LOCK_GRACE must be 0 to 86400 seconds, got ${formatRaw(graceRaw)}`)
   }
 
+  const repairRaw = String(pick(flags.repairRate, 'TORUS_REPAIR_RATE') ?? DEFAULTS.repairRate)
+  // A size per second: `64MiB` or `64MiB/s`; 0 turns repair off.
+  const repairRate = repairRaw.trim().replace(/\/s$/i, '')
+  const repairRateBytes = repairRate === '0' ? 0 : size('--repair-rate/TORUS_REPAIR_RATE', repairRate)
+
   const clusterSecret = readClusterSecret(flags.clusterSecretFile ?? nonEmpty(env.TORUS_CLUSTER_SECRET_FILE), nonEmpty(env.TORUS_CLUSTER_SECRET))
 
   return {
@@ -145,6 +154,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     autoJoin: flags.autoJoin ?? truthy(env.AUTO_JOIN),
     lockGraceMs: Math.round(grace * 1000),
     clusterSecret,
+    repairRateBytes,
   }
 }
 

@@ -16,7 +16,7 @@ import {
   type RingType,
   type VolumeId,
 } from '@torus/core'
-import { ClusterView, crc32cNative, DistributedBlockStore, fenceVolume, recordStaleInMetadata } from '@torus/distributor'
+import { ClusterView, crc32cNative, DistributedBlockStore, fenceVolume, recordStaleInMetadata, RepairLoop } from '@torus/distributor'
 import { verifySecretCheck } from '@torus/metadata'
 import { NbdServer } from '@torus/nbd'
 import { WsTransport } from '@torus/transport'
@@ -57,6 +57,7 @@ export class Daemon {
   #store: BlockStore | undefined
   /** With etcd: the replicated store volumes are served from (it owns `#store`). */
   #distributor: DistributedBlockStore | undefined
+  #repair: RepairLoop | undefined
   #transport: WsTransport | undefined
   #view: ClusterView | undefined
   #volumes: VolumeManager | undefined
@@ -182,6 +183,10 @@ export class Daemon {
             prepare: async (volume) => {
               await fenceVolume(distributor, metadata, volume.info.id, volume.generation ?? 0, this.#log.child({ component: 'fencing', volume: volume.info.name }), FENCE_RETRIES)
             },
+            // A volume opened with stale replicas gets them repaired at once, not at the next pass.
+            onOpened: (info) => {
+              if (distributor.hasStaleReplicas(info.id)) this.#repair?.kick()
+            },
             // Peers that cannot be reached now drop their blocks at their next sweep.
             dropBlocks: async (id) => {
               await store.deleteVolume(id)
@@ -195,8 +200,15 @@ export class Daemon {
       logger: this.#log.child({ component: 'volume' }),
     })
 
+    if (distributor !== undefined && config.repairRateBytes > 0) {
+      const volumes = this.#volumes
+      this.#repair = new RepairLoop({ store: distributor, metadata, volumes: () => volumes.held(), bytesPerSecond: config.repairRateBytes, logger: this.#log })
+      this.#repair.start()
+    }
+
     const nbdAddress = await this.#startNbd()
     this.#metrics = createMetrics({
+      repair: () => this.#repair?.stats,
       store,
       volumes: this.#volumes,
       nbd: this.#nbd,
@@ -306,9 +318,9 @@ export class Daemon {
           ...(this.addresses?.nbd === undefined ? {} : { nbdAddress: this.addresses.nbd }),
           capacityBytes: usage.capacityBytes,
           usedBytes: usage.usedBytes,
-          // Nothing moves between peers yet: no rebalance or repair traffic to report.
+          // Rebalance is not built; repair copies only for the volumes this node serves.
           rebalanceBytesPerSec: 0,
-          repairBytesPerSec: 0,
+          repairBytesPerSec: this.#repair?.stats.remaining === 0 ? 0 : (this.#repair?.stats.bytesPerSec ?? 0),
           version: VERSION,
         }
       },
@@ -410,6 +422,7 @@ export class Daemon {
     const peerServerClosed = closeServer(this.#peerServer)
     await closeServer(this.#httpServer)
     await this.#nbd?.close()
+    await this.#repair?.stop()
     await this.#volumes?.closeAll()
     await this.#presence?.stop()
     await this.#view?.stop()

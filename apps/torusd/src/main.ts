@@ -29,6 +29,10 @@ async function main(): Promise<void> {
       type: 'string',
       describe: `Seconds an open volume keeps serving after its lock lease lapsed while etcd is unreachable [env TORUS_LOCK_GRACE] (default ${DEFAULTS.lockGraceSeconds})`,
     })
+    .option('repair-rate', {
+      type: 'string',
+      describe: `Most bytes per second copied to stale replicas of the volumes this node serves, e.g. 64MiB; 0 turns repair off [env TORUS_REPAIR_RATE] (default ${DEFAULTS.repairRate})`,
+    })
     .option('cluster-secret-file', {
       type: 'string',
       describe: 'File holding the cluster secret that torusctl init wrote; peers prove they know it. Needed with --etcd [env TORUS_CLUSTER_SECRET_FILE, or the secret itself in TORUS_CLUSTER_SECRET]',
@@ -65,6 +69,7 @@ async function main(): Promise<void> {
       autoJoin: argv['auto-join'],
       lockGrace: argv['lock-grace'],
       clusterSecretFile: argv['cluster-secret-file'],
+      repairRate: argv['repair-rate'],
     })
   } catch (err) {
     if (err instanceof ConfigError) {

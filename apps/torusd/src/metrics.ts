@@ -1,5 +1,6 @@
 import type { BlockStore, MetadataStore } from '@torus/core'
 import type { NbdServer } from '@torus/nbd'
+import type { RepairStats } from '@torus/distributor'
 import type { VolumeManager } from '@torus/volume'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 
@@ -15,10 +16,12 @@ export function createMetrics(parts: {
   metadata: MetadataStore
   /** Cluster presence, once known: ring version and the time of the last accepted heartbeat. */
   presence?: () => { ringVersion: number | undefined; lastHeartbeatMs: number | undefined } | undefined
+  /** Background repair's counters, when this node repairs (a cluster node with --repair-rate above 0). */
+  repair?: () => RepairStats | undefined
 }): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
-  const { store, volumes, nbd, metadata, presence } = parts
+  const { store, volumes, nbd, metadata, presence, repair } = parts
   new Gauge({
     name: 'torus_ring_version',
     help: 'Version of the ring this peer places blocks by (-1 before it has read one)',
@@ -75,5 +78,16 @@ export function createMetrics(parts: {
   mirror('torus_nbd_read_bytes_total', 'Bytes read by NBD clients', () => nbd?.stats.bytesRead ?? 0)
   mirror('torus_nbd_written_bytes_total', 'Bytes written by NBD clients', () => nbd?.stats.bytesWritten ?? 0)
   mirror('torus_nbd_errors_total', 'NBD requests answered with an error', () => nbd?.stats.errors ?? 0)
+  mirror('torus_repair_blocks_total', 'Stale-replica records cleared by repair (a replica caught up on a block)', () => repair?.()?.repairedBlocks ?? 0)
+  mirror('torus_repair_rejoined_peers_total', 'Peers stale for a whole volume that repair made replicas of it again', () => repair?.()?.rejoinedPeers ?? 0)
+  mirror('torus_repair_bytes_total', 'Bytes repair copied to stale replicas', () => repair?.()?.bytes ?? 0)
+  new Gauge({
+    name: 'torus_stale_replicas',
+    help: 'Stale replica marks left, after the last repair pass, on the volumes this node serves',
+    registers: [registry],
+    collect() {
+      this.set(repair?.()?.remaining ?? 0)
+    },
+  })
   return { registry }
 }

@@ -24,7 +24,14 @@ describe('resolveConfig', () => {
       autoJoin: false,
       debugInit: false,
       lockGraceMs: 60_000,
+      repairRateBytes: 64 * 1024 ** 2,
     })
+  })
+
+  it('reads the repair rate as a size per second, 0 for off', () => {
+    expect(resolveConfig({ repairRate: '8MiB/s' }, {}).repairRateBytes).toBe(8 * 1024 ** 2)
+    expect(resolveConfig({}, { TORUS_REPAIR_RATE: '1GiB' }).repairRateBytes).toBe(1024 ** 3)
+    expect(resolveConfig({ repairRate: '0' }, { TORUS_REPAIR_RATE: '1GiB' }).repairRateBytes).toBe(0)
   })
 
   it('reads the cluster settings: etcd endpoints, prefix, AUTO_JOIN, DEBUG_INIT, lock grace', () => {
@@ -76,6 +83,8 @@ describe('resolveConfig', () => {
       [{ etcdPrefix: 'a b' }, {}, /--etcd-prefix/],
       [{ lockGrace: '-1' }, {}, /--lock-grace/],
       [{}, { TORUS_LOCK_GRACE: 'soon' }, /TORUS_LOCK_GRACE/],
+      [{ repairRate: 'fast' }, {}, /--repair-rate/],
+      [{}, { TORUS_REPAIR_RATE: '-5MiB' }, /TORUS_REPAIR_RATE/],
       [{ nbdMaxConnections: '0' }, {}, /--nbd-max-connections/],
       [{ nbdMaxConnections: '1.5' }, {}, /--nbd-max-connections/],
       [{}, { TORUS_NBD_MAX_CONNECTIONS: 'lots' }, /TORUS_NBD_MAX_CONNECTIONS/],

@@ -121,7 +121,7 @@ describe.skipIf(!haveFs)('the original demo: ext4 through node A, A SIGKILLed, a
 
     await a.kill('SIGKILL')
     await waitForTakeover(b, 'pad')
-    expect(b.logs()).toMatch(/"msg":"peers missed the new generation; this holder reads nothing from them, and records them stale at its first write".*"volume":"pad"/)
+    expect(b.logs()).toMatch(/"msg":"peers missed the new generation: recorded stale for the whole volume; they serve nothing of it until repair brings them back".*"volume":"pad"/)
 
     const viaB = new FuseAttachment(fs.mkdtempSync(path.join(dir, 'b-')), '127.0.0.1', b.ports.nbd, 'pad')
     cleanups.push(() => viaB.detach())
@@ -138,11 +138,11 @@ describe.skipIf(!haveFs)('the original demo: ext4 through node A, A SIGKILLed, a
       await run('umount', [mnt])
       await viaB.detach()
     }
-    // B only read: A missed nothing of B's tenure, so nothing shuts A out of the volume for good.
+    // A missed B's generation: it is recorded stale for the whole volume (one record), which
+    // repair clears once A is back and the volume is served.
     const records = await run('etcdctl', ['--endpoints', c.etcd.endpoint, 'get', '--prefix', '--keys-only', 'e2e-replication/stale/'])
     expect(records.code, records.stderr).toBe(0)
-    expect(records.stdout.trim()).toBe('')
-    expect(b.logs()).not.toMatch(/recorded stale for the whole volume/)
+    expect(records.stdout.trim().split('\n').filter((l) => l !== '')).toEqual([expect.stringMatching(/^e2e-replication\/stale\/\d+\/[0-9a-f-]{36}\/all$/)])
     // SIGTERM of a node other peers are connected to: it flushes, unlocks and exits 0 by itself.
     const third = c.nodes[2]!
     const stopping = Date.now()
@@ -230,6 +230,63 @@ describe.skipIf(!haveSession)('a stale gateway after a partition (SIGSTOP past t
       const r = await run('qemu-io', ['-f', 'raw', other.nbdUri('pad'), '-c', 'read -P 0xbb 0 1M'], { timeoutMs: 60_000 })
       return r.code === 0 ? true : undefined
     })
+  })
+})
+
+describe.skipIf(!haveSession)('a peer that was down while the volume was written catches up (repair) (needs etcd, python3-libnbd, qemu-io)', () => {
+  it('the gateway copies what it missed, the stale records go, and it serves the volume alone with the other holder dead', async () => {
+    const c = await cluster()
+    const [a, b, late] = [c.nodes[0]!, c.nodes[1]!, c.nodes[2]!]
+    await ctl(c, 'volume', 'create-block', 'pad', '256MiB')
+    const io = async (node: ClusterNode, ...cmds: string[]): Promise<void> => {
+      const r = await run('qemu-io', ['-f', 'raw', node.nbdUri('pad'), ...cmds.flatMap((x) => ['-c', x])], { timeoutMs: 120_000 })
+      expect(r.code, r.stdout + r.stderr).toBe(0)
+      expect(r.stdout).not.toMatch(/Pattern verification failed|error/i)
+    }
+    const staleKeys = async (): Promise<string[]> => {
+      const r = await run('etcdctl', ['--endpoints', c.etcd.endpoint, 'get', '--prefix', '--keys-only', 'e2e-replication/stale/'])
+      expect(r.code, r.stderr).toBe(0)
+      return r.stdout.split('\n').filter((l) => l.trim() !== '')
+    }
+    /** Keeps pad open through A (one open, one lock generation, for every connection meanwhile). */
+    const hold = async (): Promise<Service> => {
+      const s = new Service(python, [session, 'hold', a.nbdUri('pad')])
+      cleanups.push(() => s.stop('SIGKILL').then(() => undefined))
+      expect(await s.waitFor(/^(OPENED|ERROR)/, 30_000), s.lines.join('\n')).toBe('OPENED')
+      return s
+    }
+
+    // 1. Within one open: `late` dies, writes go on — its blocks are recorded stale one by one.
+    let holder = await hold()
+    await io(a, 'write -P 0x11 4k 64508k', 'flush')
+    await late.kill('SIGKILL')
+    await io(a, 'write -P 0x22 4k 64508k', 'flush')
+    await holder.stop('SIGKILL')
+    const perBlock = await staleKeys()
+    expect(perBlock.length).toBeGreaterThan(1)
+    expect(perBlock.every((k) => !k.endsWith('/all'))).toBe(true)
+    // 2. A new open while `late` is still down: it missed that generation, so it is stale for the whole volume.
+    await io(a, 'write -P 0x33 64M 32M', 'flush')
+    expect(await staleKeys()).toContainEqual(expect.stringMatching(/\/all$/))
+
+    // 3. `late` comes back; repair runs where the volume is served.
+    await late.restart()
+    holder = await hold()
+    await until('repair to clear every stale record', 60_000, async () => ((await staleKeys()).length === 0 ? true : undefined), 500)
+    const repairLog = a.logs().split('\n').filter((l) => /"msg":"repair/.test(l)).join('\n')
+    expect(repairLog).toContain('"msg":"repair: peer is a replica of the volume again"')
+    expect(repairLog).toContain('"msg":"repair: stale replicas caught up"')
+    const metrics = await (await fetch(`${a.httpUrl}/metrics`)).text()
+    expect(Number(/^torus_repair_blocks_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0)
+    expect(Number(/^torus_repair_rejoined_peers_total (\d+)$/m.exec(metrics)?.[1])).toBe(1)
+    expect(Number(/^torus_repair_bytes_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0)
+    await holder.stop('SIGKILL')
+
+    // 4. The other holder of late's blocks dies: late serves them itself, and they are the new bytes.
+    await a.kill('SIGKILL')
+    await waitForTakeover(late, 'pad')
+    await io(late, 'read -P 0xa5 0 4k', 'read -P 0x22 4k 64508k', 'read -P 0x33 64M 32M', 'read -P 0 96M 1M')
+    expect(b.running).toBe(true)
   })
 })
 

@@ -150,8 +150,6 @@ export class DistributedBlockStore extends AbstractBlockStore {
   readonly #connections = new Map<PeerId, Promise<PeerConnection>>()
   /** Per peer (this one included), what it acknowledged since the last flush. */
   readonly #dirty = new Map<PeerId, DirtyPeer>()
-  /** Volume-wide stale marks held in memory until the volume's first mutation records them. */
-  readonly #volumeStaleUnrecorded = new Map<VolumeId, { record: () => Promise<void>; recording: Promise<void> | undefined }>()
   /**
    * Stale marks not (yet) durable in metadata: a degraded write whose hook failed. The next
    * mutation of the block must record them before it may be acknowledged, or a later holder,
@@ -174,7 +172,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
   #seq = 0
   /** Flush errors no later flush repeats (see #serialFlush). */
   readonly #toldOnce = new WeakSet<Error>()
-  #owedFlushError: TorusError | undefined
+  /** Per volume, a told-once flush error repair's flush met, for the tenure's client (see #serialFlush). */
+  readonly #owedFlushErrors = new Map<VolumeId, TorusError>()
   /** Volume-wide stale peers being brought back by repair, by `volumeId:peer`. */
   readonly #rejoining = new Map<string, Rejoin>()
   /** Volume-wide records of rejoined peers still to be cleared in metadata (the clear failed). */
@@ -298,41 +297,11 @@ export class DistributedBlockStore extends AbstractBlockStore {
     return out
   }
 
-  /**
-   * Marks `peers` stale for every block of `volumeId` now (no reads from them, no writes to
-   * them), and makes the first mutation of the volume from now on wait for `record` (which must
-   * make the marks durable in metadata) and fail with TORUS_UNAVAILABLE while it cannot. A
-   * tenure that only reads never records them: it wrote nothing those peers missed.
-   */
-  deferVolumeStale(volumeId: VolumeId, peers: readonly PeerId[], record: () => Promise<void>): void {
-    this.markVolumeStale(volumeId, peers)
-    this.#volumeStaleUnrecorded.set(volumeId, { record, recording: undefined })
-  }
-
-  /** Whether `deferVolumeStale` marks of `volumeId` still wait for the first mutation. */
-  hasDeferredVolumeStale(volumeId: VolumeId): boolean {
-    return this.#volumeStaleUnrecorded.has(volumeId)
-  }
-
-  async #recordDeferredVolumeStale(volumeId: VolumeId): Promise<void> {
-    const pending = this.#volumeStaleUnrecorded.get(volumeId)
-    if (pending === undefined) return
-    pending.recording ??= pending.record().then(
-      () => {
-        if (this.#volumeStaleUnrecorded.get(volumeId) === pending) this.#volumeStaleUnrecorded.delete(volumeId)
-      },
-      (err: unknown) => {
-        pending.recording = undefined
-        throw new TorusError('TORUS_UNAVAILABLE', `volume ${volumeId}: members that missed this holder's generation could not be recorded stale, so nothing may be written yet`, { cause: err, details: { volumeId } })
-      },
-    )
-    await pending.recording
-  }
-
   /** Forgets this gateway's stale marks for `volumeId` (before loading them afresh from metadata). */
   resetStale(volumeId: VolumeId): void {
+    // An earlier tenure's owed flush error is not this tenure's client's to hear.
+    this.#owedFlushErrors.delete(volumeId)
     this.#volumeStale.delete(volumeId)
-    this.#volumeStaleUnrecorded.delete(volumeId)
     const prefix = `${volumeId}:`
     for (const key of [...this.#stale.keys()]) if (key.startsWith(prefix)) this.#stale.delete(key)
     for (const key of [...this.#unrecorded.keys()]) if (key.startsWith(prefix)) this.#unrecorded.delete(key)
@@ -397,21 +366,22 @@ export class DistributedBlockStore extends AbstractBlockStore {
       await options.metadata.clearStaleReplicas([...uncleared].map((peer) => ({ volumeId, peer, index: 'all' as const, upToGeneration: generation })), options)
       this.#rejoinedUncleared.delete(volumeId)
     }
-    // A tenure's volume-wide marks are in metadata only after its first write: until then there
-    // is nothing to clear, and no write the peers missed.
-    if (!this.hasDeferredVolumeStale(volumeId)) {
-      for (const peer of this.volumeStaleReplicas(volumeId)) {
-        try {
-          if (await this.#rejoin(volumeId, peer, generation, options, report, pace)) report.rejoined++
-        } catch (err) {
-          if (isTorusError(err, 'TORUS_LEASE_EXPIRED') || isTorusError(err, 'TORUS_ABORTED')) throw err
-          this.#log.warn('repair: a peer stale for the whole volume could not rejoin it yet', { volume: volumeId, peer, err })
-        }
+    for (const peer of this.volumeStaleReplicas(volumeId)) {
+      try {
+        if (await this.#rejoin(volumeId, peer, generation, options, report, pace)) report.rejoined++
+      } catch (err) {
+        if (isTorusError(err, 'TORUS_LEASE_EXPIRED') || isTorusError(err, 'TORUS_ABORTED')) throw err
+        this.#log.warn('repair: a peer stale for the whole volume could not rejoin it yet', { volume: volumeId, peer, err })
       }
     }
     await this.#repairBlocks(volumeId, options, report, pace)
     report.remaining = this.#staleCount(volumeId)
     return report
+  }
+
+  /** Whether this gateway holds any stale mark for `volumeId` (so `repairVolume` has work). */
+  hasStaleReplicas(volumeId: VolumeId): boolean {
+    return this.#staleCount(volumeId) > 0
   }
 
   /** Stale marks of `volumeId` held here: per block, volume-wide, and rejoins not yet cleared. */
@@ -791,13 +761,17 @@ export class DistributedBlockStore extends AbstractBlockStore {
       try {
         await this.#flushRound(options)
       } catch (err) {
-        if (internal && isTorusError(err) && (err.code === 'TORUS_LEASE_EXPIRED' || this.#toldOnce.has(err))) this.#owedFlushError ??= err
+        if (internal && isTorusError(err) && (err.code === 'TORUS_LEASE_EXPIRED' || this.#toldOnce.has(err))) {
+          const volumeId = (err.details as { volumeId?: unknown } | undefined)?.volumeId
+          if (typeof volumeId === 'number' && !this.#owedFlushErrors.has(volumeId as VolumeId)) this.#owedFlushErrors.set(volumeId as VolumeId, err)
+        }
         throw err
       }
-      const owed = this.#owedFlushError
-      if (!internal && owed !== undefined) {
-        this.#owedFlushError = undefined
-        throw owed
+      if (!internal) {
+        for (const [volumeId, owed] of this.#owedFlushErrors) {
+          this.#owedFlushErrors.delete(volumeId)
+          throw owed
+        }
       }
     }
     const next = this.#flushing.then(run, run)
@@ -1059,7 +1033,6 @@ export class DistributedBlockStore extends AbstractBlockStore {
     kind: 'write' | 'put' | 'delete',
     send: (peer: PeerId, generation: number, seq: number) => Promise<string>,
   ): Promise<void> {
-    await this.#recordDeferredVolumeStale(ref.volumeId)
     await this.#lockBlock(ref, async () => {
       const replicas = this.#replicasFor(ref)
       const stale = this.#stale.get(ref.toString())
@@ -1069,6 +1042,12 @@ export class DistributedBlockStore extends AbstractBlockStore {
       // Replicas skipped as stale whose marks are not durable yet must be recorded by this write.
       const owed = this.#unrecorded.get(ref.toString())
       const unrecorded = replicas.filter((p) => !targets.includes(p) && owed?.has(p) === true)
+      // A replica waiting for a flush to confirm its put or delete (see #confirmCurrent) that
+      // this mutation skips lacks it: it must not be confirmed by a flush that runs while this
+      // mutation is in flight, so it stops waiting now, not after the fan-out.
+      const waiting = this.#pendingCurrent.get(ref.toString())
+      for (const p of replicas) if (!targets.includes(p)) waiting?.delete(p)
+      if (waiting?.size === 0) this.#pendingCurrent.delete(ref.toString())
       const generation = this.generation(ref.volumeId)
       const seq = ++this.#seq
       const incarnations = new Map<PeerId, string>()
@@ -1083,7 +1062,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
       const failed = outcomes.filter((o): o is Extract<Outcome, { ok: false }> => !o.ok)
       for (const p of acked) this.#markDirty(p, ref, incarnations.get(p)!, kind !== 'write')
       const key = ref.toString()
-      // A pending replica that missed this mutation (skipped, or failed) lacks it again.
+      // A pending replica that failed this mutation lacks it again (a flush that confirmed it
+      // meanwhile is undone below: it is marked stale again).
       const pending = this.#pendingCurrent.get(key)
       for (const p of replicas) if (!acked.includes(p)) pending?.delete(p)
       if (pending?.size === 0) this.#pendingCurrent.delete(key)

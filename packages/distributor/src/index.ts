@@ -10,3 +10,4 @@ export { Replica, serveReplica, REPLICA_METHODS, LIST_LIMIT_MAX, SECTOR_BYTES, t
 export { crc32c, crc32cNative } from './crc32c.js'
 export { ClusterView, type ClusterViewOptions } from './cluster-view.js'
 export { fenceVolume, recordStaleInMetadata } from './volume-fencing.js'
+export { RepairLoop, type RepairLoopOptions, type RepairStats } from './repair-loop.js'

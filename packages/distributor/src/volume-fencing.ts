@@ -18,10 +18,10 @@ export function recordStaleInMetadata(metadata: StaleRecords): DegradedHook {
  * 1. loads the volume's stale-replica records from metadata, so no stale copy is read;
  * 2. announces its generation to every ring member, so older holders are fenced there;
  * 3. marks every member it could not reach (after `retries` more tries, `retryDelayMs` apart)
- *    stale for the whole volume: such a member may still hold (or, if it is a stale gateway
- *    itself, accept) the old holder's writes, so it serves and gets nothing of this volume. The
- *    mark is made durable in metadata before the first write of this tenure (see
- *    `deferVolumeStale`): from then on this tenure's writes are ones it misses.
+ *    stale for the whole volume, durably in metadata and then in memory, before serving: such a
+ *    member may still hold (or, if it is a stale gateway itself, accept) the old holder's
+ *    writes, so it serves and gets nothing of this volume until repair (`repairVolume`) brings
+ *    it back.
  *
  * Rejects with TORUS_LEASE_EXPIRED if a member has seen a newer generation (someone else took
  * the volume over), TORUS_UNAVAILABLE if no member confirmed or the owed records of an earlier
@@ -45,20 +45,19 @@ export async function fenceVolume(
   }
   let { missed } = await store.tryAnnounce(volumeId, generation)
   // A peer that is restarting, or whose address the gateway has not learnt yet, is worth a
-  // short wait: a volume-wide stale mark is never cleared until repair exists.
+  // short wait: a volume-wide stale mark costs a copy of everything it holds of the volume.
   for (let attempt = 1; missed.length > 0 && attempt <= retries; attempt++) {
     await new Promise((resolve) => setTimeout(resolve, retryDelayMs))
     ;({ missed } = await store.tryAnnounce(volumeId, generation))
   }
   if (missed.length > 0) {
-    // Durable before the first write, not before serving: a tenure that only reads (qemu-img
-    // info, a read-only mount, nbdinfo) gave them nothing to miss, and must not shut them out
-    // of the volume for good (nothing clears a volume-wide mark until repair exists).
-    store.deferVolumeStale(volumeId, missed, async () => {
-      await metadata.addStaleReplicas(missed.map((peer) => ({ volumeId, peer, index: 'all' as const, generation })))
-      logger.warn('peers that missed the new generation are recorded stale for the whole volume; they serve nothing of it until repaired', { volumeId, generation, peers: missed })
-    })
-    logger.warn('peers missed the new generation; this holder reads nothing from them, and records them stale at its first write', { volumeId, generation, peers: missed })
+    // Durable before serving, even a tenure that only reads: a member that missed this
+    // generation may hold writes of the old holder that reached no other replica (a holder cut
+    // off with its own replica keeps writing there), and a later holder, which knows only the
+    // metadata, must not read them. Repair brings the member back once it is reachable.
+    await metadata.addStaleReplicas(missed.map((peer) => ({ volumeId, peer, index: 'all' as const, generation })))
+    store.markVolumeStale(volumeId, missed)
+    logger.warn('peers missed the new generation: recorded stale for the whole volume; they serve nothing of it until repair brings them back', { volumeId, generation, peers: missed })
   }
   return { missed }
 }

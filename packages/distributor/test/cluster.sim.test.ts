@@ -385,7 +385,7 @@ async function runOnce(seed: number): Promise<Counts> {
       return candidates[rng.int(candidates.length)]!
     }
 
-    /** A takeover marks every down or partitioned peer stale for the whole volume, for good; keep enough replicas. */
+    /** A takeover marks every down or partitioned peer stale for the whole volume (until repair); keep enough replicas. */
     const takeoverKeepsReplicas = (): boolean => {
       const out = new Set<string>([...gw.store.volumeStaleReplicas(V), ...down().map((p) => p.peer)])
       return out.size <= replication - 1
@@ -679,11 +679,9 @@ async function runOnce(seed: number): Promise<Counts> {
     }
     // Repair with everything up (and no injected store faults) brings back every replica it can:
     // what is left is a mark whose record an injected metadata fault lost (it waits for the
-    // block's next write), a tenure's unrecorded volume-wide mark, or a block no current
-    // replica holds (nothing to copy from).
+    // block's next write), or a block no current replica holds (nothing to copy from).
     for (const p of c.storagePeers) p.local!.faultRate = 0
     const repairable = (): string[] => {
-      if (gw.store.hasDeferredVolumeStale(V)) return []
       const owed = new Set(gw.store.owedStale(V).map(({ peer, index }) => `${peer}:${index}`))
       const out: string[] = gw.store.volumeStaleReplicas(V).map((p) => `${c.byPeer(p).name} (volume)`)
       for (const [p, blocks] of staleNow()) {

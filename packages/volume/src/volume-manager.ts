@@ -9,6 +9,7 @@ interface Entry {
   refs: number
   /** Set once open. */
   generation?: number
+  id?: VolumeInfo['id']
 }
 
 /** A connection's hold on an open volume; `release()` once, when the connection is gone. */
@@ -33,6 +34,8 @@ export interface VolumeManagerOptions {
   prepare?: (volume: Volume) => Promise<void>
   /** Drops a deleted volume's blocks. Default: `store.deleteVolume(id)` then `store.flush()`. */
   dropBlocks?: (id: VolumeInfo['id']) => Promise<void>
+  /** Called once a volume is open and prepared (e.g. to start its repair). */
+  onOpened?: (info: VolumeInfo) => void
   /** Journal of deletions in progress (see PendingDeletes); optional in tests. */
   pendingDeletes?: { add(id: number): Promise<void>; remove(id: number): Promise<void> }
 }
@@ -118,6 +121,13 @@ export class VolumeManager {
   generations(): Map<string, number> {
     const out = new Map<string, number>()
     for (const [name, e] of this.#entries) if (e.generation !== undefined) out.set(name, e.generation)
+    return out
+  }
+
+  /** The volumes open here now (their lock held), with ids: what a background repair may work on. */
+  held(): { name: string; id: VolumeInfo['id']; generation: number | undefined }[] {
+    const out: { name: string; id: VolumeInfo['id']; generation: number | undefined }[] = []
+    for (const [name, e] of this.#entries) if (e.id !== undefined) out.push({ name, id: e.id, generation: e.generation })
     return out
   }
 
@@ -209,6 +219,8 @@ export class VolumeManager {
       }
     }
     if (volume.generation !== undefined) entry.generation = volume.generation
+    entry.id = info.id
+    this.#opts.onOpened?.(info)
     logger.info('volume opened', { volume: info.name, id: info.id, generation: volume.generation })
     return volume
   }

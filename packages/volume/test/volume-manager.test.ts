@@ -60,11 +60,23 @@ describe('VolumeManager', () => {
     expect(manager.openVolumes().get('pad')).toBe(2)
     expect((await metadata.getVolumeLock('pad'))?.holder).toBe('test/a')
     expect(manager.generations().get('pad')).toBe(a!.volume.generation)
+    expect(manager.held()).toEqual([{ name: 'pad', id: a!.volume.info.id, generation: a!.volume.generation }])
     await a!.release()
     expect((await metadata.getVolumeLock('pad'))?.holder).toBe('test/a')
     await b!.release()
     expect(await metadata.getVolumeLock('pad')).toBeUndefined()
     expect(manager.openVolumes().size).toBe(0)
+  })
+
+  it('tells onOpened once per open, after prepare', async () => {
+    const events: string[] = []
+    const m = create({ prepare: async () => void events.push('prepare'), onOpened: (info) => void events.push(`opened ${info.name}`) })
+    const [a, b] = await Promise.all([m.acquire('pad'), m.acquire('pad')])
+    expect(events).toEqual(['prepare', 'opened pad'])
+    await a!.release()
+    await b!.release()
+    expect(m.held()).toEqual([])
+    await m.closeAll()
   })
 
   it('flushes on the last release, and release is idempotent', async () => {
