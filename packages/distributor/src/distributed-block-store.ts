@@ -74,7 +74,10 @@ interface DirtyPeer {
 type Outcome = { peer: PeerId; ok: true } | { peer: PeerId; ok: false; error: unknown }
 
 export interface RepairOptions extends AbortOptions {
-  /** Where the volume's stale-replica records live: repaired ones are cleared there. */
+  /**
+   * Where the volume's stale-replica records live: repaired ones are cleared there, each time on
+   * the condition that the volume's lock is still held with this gateway's generation.
+   */
   metadata: Pick<MetadataStore, 'clearStaleReplicas'>
   /** Upper bound on the bytes copied per second (default: none). */
   bytesPerSecond?: number
@@ -363,7 +366,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     const pace = pacer(options.bytesPerSecond, options.signal)
     const uncleared = this.#rejoinedUncleared.get(volumeId)
     if (uncleared !== undefined) {
-      await options.metadata.clearStaleReplicas([...uncleared].map((peer) => ({ volumeId, peer, index: 'all' as const, upToGeneration: generation })), options)
+      await options.metadata.clearStaleReplicas([...uncleared].map((peer) => ({ volumeId, peer, index: 'all' as const, upToGeneration: generation })), this.#clearOptions(options, generation))
       this.#rejoinedUncleared.delete(volumeId)
     }
     for (const peer of this.volumeStaleReplicas(volumeId)) {
@@ -382,6 +385,15 @@ export class DistributedBlockStore extends AbstractBlockStore {
   /** Whether this gateway holds any stale mark for `volumeId` (so `repairVolume` has work). */
   hasStaleReplicas(volumeId: VolumeId): boolean {
     return this.#staleCount(volumeId) > 0
+  }
+
+  /**
+   * Clears happen only while the volume's lock is still held with this generation, checked by
+   * the metadata store in the same step: a holder that lost the lock (its lease lapsed, it was
+   * frozen) must not clear a record its successor loaded and relies on.
+   */
+  #clearOptions(options: RepairOptions, generation: number): { signal?: AbortSignal; lockGeneration: number } {
+    return options.signal === undefined ? { lockGeneration: generation } : { signal: options.signal, lockGeneration: generation }
   }
 
   /** Stale marks of `volumeId` held here: per block, volume-wide, and rejoins not yet cleared. */
@@ -493,7 +505,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
           const current = copied.filter(({ ref, peer }) => this.#stale.get(ref.toString())?.has(peer) !== true && this.#unrecorded.get(ref.toString())?.has(peer) !== true)
           if (current.length === 0) return
           const generation = this.generation(volumeId)
-          await options.metadata.clearStaleReplicas(current.map(({ ref, peer }) => ({ volumeId, peer, index: ref.index, upToGeneration: generation })), options)
+          await options.metadata.clearStaleReplicas(current.map(({ ref, peer }) => ({ volumeId, peer, index: ref.index, upToGeneration: generation })), this.#clearOptions(options, generation))
           cleared = current.length
           this.#log.info('repair: stale replicas caught up', { volume: volumeId, blocks: current.length })
         },
@@ -580,7 +592,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
       if (set?.size === 0) this.#volumeStale.delete(volumeId)
       const uncleared = this.#rejoinedUncleared.get(volumeId) ?? new Set<PeerId>()
       this.#rejoinedUncleared.set(volumeId, uncleared.add(peer))
-      await options.metadata.clearStaleReplicas([{ volumeId, peer, index: 'all', upToGeneration: generation }], options)
+      await options.metadata.clearStaleReplicas([{ volumeId, peer, index: 'all', upToGeneration: generation }], this.#clearOptions(options, generation))
       uncleared.delete(peer)
       if (uncleared.size === 0 && this.#rejoinedUncleared.get(volumeId) === uncleared) this.#rejoinedUncleared.delete(volumeId)
       this.#log.info('repair: peer is a replica of the volume again', { volume: volumeId, peer })

@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { BlockRef, SeededRandom, TorusError, isTorusError, type PeerId, type VolumeId } from '@torus/core'
+import { BlockRef, SeededRandom, TorusError, isTorusError, type PeerId, type VolumeId, type VolumeLock } from '@torus/core'
 import { MemoryMetadataStore } from '@torus/metadata'
 import { blockKey } from '@torus/ring'
 import { simulationSeeds } from '@torus/testing'
@@ -258,7 +258,18 @@ async function runOnce(seed: number): Promise<Counts> {
     /** Torn blocks a put or delete repaired since the last flush: a crash brings the tear back. */
     const repaired = new Map<PeerId, Set<number>>()
     let gw = storageless ? c.peers[c.peers.length - 1]! : c.peers[rng.int(peerCount)]!
-    let generation = 1
+    /**
+     * The volume lock, held in metadata by the current gateway: repair clears records only while
+     * it is held with the gateway's generation. A takeover revokes the old holder's lease (its
+     * lock lapses) and takes a new lock; the old gateway keeps its generation in memory.
+     */
+    let lock: VolumeLock | undefined
+    let generation = 0
+    const newTenure = async (holder: SimPeer): Promise<void> => {
+      if (lock !== undefined) await metadata.revokeLease(lock.leaseId)
+      lock = await metadata.lockVolume('sim', holder.name, await metadata.grantLease(3_600_000))
+      generation = lock.generation
+    }
 
     const down = (): SimPeer[] => c.storagePeers.filter((p) => !p.up || p.isolated)
     const canFault = (): boolean => down().length < replication - 1
@@ -343,13 +354,13 @@ async function runOnce(seed: number): Promise<Counts> {
     }
 
     /**
-     * `next` takes the volume over at generation g+1 (fenceVolume). The old gateway, if alive,
+     * `next` takes the volume over with a new lock (a newer generation; fenceVolume). The old gateway, if alive,
      * must then be refused (TORUS_LEASE_EXPIRED) wherever its writes reach a replica that saw the
      * new generation, and nothing it writes may become visible.
      */
     const takeover = async (next: SimPeer, step: number): Promise<void> => {
       const old = gw
-      generation++
+      await newTenure(next)
       counts.takeovers++
       // Only real partitions and crashes may miss the announcement, not links still reconnecting.
       await waitLinks(next).catch(() => undefined)
@@ -461,8 +472,9 @@ async function runOnce(seed: number): Promise<Counts> {
       }
     }
 
+    await newTenure(gw)
     await fenceVolume(gw.store, metadata, V, generation)
-    log.push(`0: ${gw.name} holds the volume at generation 1`)
+    log.push(`0: ${gw.name} holds the volume at generation ${generation}`)
 
     for (let step = 0; step < STEPS; ) {
       counts.steps = step

@@ -76,18 +76,24 @@ describe('fenceVolume', () => {
     const { metadata, volumeId } = await metadataWithVolume()
     const [a, b, x] = c.nodes as [NonNullable<Cluster['nodes'][0]>, NonNullable<Cluster['nodes'][0]>, NonNullable<Cluster['nodes'][0]>]
     const ref = blockOn(c, volumeId, [a.peer, x.peer])
-    await fenceVolume(a.store, metadata, volumeId, 3)
+    // Real locks: repair clears records only while the volume's lock is held with its generation.
+    let lock = await metadata.lockVolume('pad', 'a', await metadata.grantLease(3_600_000))
+    await fenceVolume(a.store, metadata, volumeId, lock.generation)
     await a.store.write(ref, 0, new Uint8Array(B).fill(0x11))
     await a.store.flush()
     // a (the holder, with a replica of ref) is cut off; x takes over and only reads.
     c.isolate(a)
-    expect((await fenceVolume(x.store, metadata, volumeId, 4)).missed).toEqual([a.peer])
+    await metadata.unlockVolume(lock)
+    lock = await metadata.lockVolume('pad', 'x', await metadata.grantLease(3_600_000))
+    expect((await fenceVolume(x.store, metadata, volumeId, lock.generation)).missed).toEqual([a.peer])
     // The old holder writes on: its own replica takes it, x refuses it.
     await expect(a.store.write(ref, 0, new Uint8Array(B).fill(0xbb))).rejects.toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
     expect((await a.local.get(ref))?.[0]).toBe(0xbb)
     // a comes back and holds the volume again: it must not serve its own divergent copy.
     c.restore(a)
-    await fenceVolume(a.store, metadata, volumeId, 5, undefined, { retries: 20, retryDelayMs: 50 })
+    await metadata.unlockVolume(lock)
+    lock = await metadata.lockVolume('pad', 'a', await metadata.grantLease(3_600_000))
+    await fenceVolume(a.store, metadata, volumeId, lock.generation, undefined, { retries: 20, retryDelayMs: 50 })
     expect(a.store.volumeStaleReplicas(volumeId)).toEqual([a.peer])
     const target = new Uint8Array(B)
     await a.store.read(ref, 0, target)

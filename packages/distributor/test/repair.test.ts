@@ -5,7 +5,7 @@
 // the stale records, fenceVolume as a lock holder runs it, partitions by LoopbackHub.isolate;
 // after each repair the repaired peer is made the only reachable replica and read through.
 import { afterEach, describe, expect, it } from 'vitest'
-import { BlockRef, SeededRandom, type PeerId, type VolumeId } from '@torus/core'
+import { BlockRef, SeededRandom, type PeerId, type VolumeId, type VolumeLock } from '@torus/core'
 import { MemoryMetadataStore } from '@torus/metadata'
 import { blockKey } from '@torus/ring'
 import { fenceVolume, recordStaleInMetadata, type DistributedBlockStore, type RepairReport } from '../src/index.js'
@@ -16,6 +16,7 @@ let cluster: Cluster | undefined
 const closers: (() => Promise<void>)[] = []
 
 afterEach(async () => {
+  lockHeld = undefined
   while (closers.length > 0) await closers.pop()!()
   await cluster?.close()
   cluster = undefined
@@ -30,6 +31,18 @@ async function setUp(): Promise<{ c: Cluster; metadata: MemoryMetadataStore; vol
   const c = (cluster = await startCluster({ onDegraded: recordStaleInMetadata(metadata), requestTimeoutMs: 500 }))
   const [a, b, x] = c.nodes as [ClusterNode, ClusterNode, ClusterNode]
   return { c, metadata, volumeId, a, b, x }
+}
+
+let lockHeld: VolumeLock | undefined
+
+/**
+ * Takes pad's lock for a new holder (releasing the previous test holder's): repair clears
+ * records only while the lock is held with its generation, as a daemon's would be.
+ */
+async function lockAs(metadata: MemoryMetadataStore): Promise<number> {
+  if (lockHeld !== undefined) await metadata.unlockVolume(lockHeld)
+  lockHeld = await metadata.lockVolume('pad', 'test', await metadata.grantLease(3_600_000))
+  return lockHeld.generation
 }
 
 /**
@@ -75,7 +88,8 @@ async function held(node: ClusterNode, ref: BlockRef): Promise<number[] | undefi
 describe('repairVolume: per-block stale records', () => {
   it('copies the block to the stale replica, clears the record once durable, and the replica serves it again', async () => {
     const { c, metadata, volumeId, a, b } = await setUp()
-    await fenceVolume(b.store, metadata, volumeId, 7)
+    const g = await lockAs(metadata)
+    await fenceVolume(b.store, metadata, volumeId, g)
     const written = blockOn(c, volumeId, [a.peer])
     const other = otherOwner(c, written, a.peer)
     const deleted = new BlockRef(volumeId, ownedBy(c, volumeId, a.peer, 100).find((i) => i !== written.index && otherOwner(c, new BlockRef(volumeId, i), a.peer) === other)!)
@@ -87,7 +101,7 @@ describe('repairVolume: per-block stale records', () => {
     await b.store.delete(deleted)
     await b.store.flush()
     expect((await metadata.listStaleReplicas(volumeId)).map((r) => [r.peer, r.index, r.generation])).toEqual(
-      [[a.peer, written.index, 7], [a.peer, deleted.index, 7]].sort((p, q) => (p[1] as number) - (q[1] as number)),
+      [[a.peer, written.index, g], [a.peer, deleted.index, g]].sort((p, q) => (p[1] as number) - (q[1] as number)),
     )
     // Unreachable: nothing to do yet, and nothing is cleared.
     const early = await b.store.repairVolume(volumeId, { metadata })
@@ -113,25 +127,26 @@ describe('repairVolume: per-block stale records', () => {
 
   it('keeps a record a later holder raised to a newer generation', async () => {
     const { c, metadata, volumeId, a, b } = await setUp()
-    await fenceVolume(b.store, metadata, volumeId, 7)
+    const g = await lockAs(metadata)
+    await fenceVolume(b.store, metadata, volumeId, g)
     const ref = blockOn(c, volumeId, [a.peer])
     c.isolate(a)
     await b.store.write(ref, 0, new Uint8Array(B).fill(0x33))
     c.restore(a)
-    // Someone with generation 9 recorded the same replica stale again.
-    await metadata.addStaleReplicas([{ volumeId, peer: a.peer, index: ref.index, generation: 9 }])
+    // A record raised to a newer generation than b's (a later holder's).
+    await metadata.addStaleReplicas([{ volumeId, peer: a.peer, index: ref.index, generation: g + 2 }])
     await repairUntil(b.store, volumeId, metadata, (r) => r.remaining === 0)
-    expect((await metadata.listStaleReplicas(volumeId)).map((r) => [r.peer, r.index, r.generation])).toEqual([[a.peer, ref.index, 9]])
+    expect((await metadata.listStaleReplicas(volumeId)).map((r) => [r.peer, r.index, r.generation])).toEqual([[a.peer, ref.index, g + 2]])
   })
 
   it('rejects with TORUS_LEASE_EXPIRED once another holder announced a newer generation', async () => {
     const { c, metadata, volumeId, a, b, x } = await setUp()
-    await fenceVolume(b.store, metadata, volumeId, 7)
+    await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
     c.isolate(a)
     await b.store.write(blockOn(c, volumeId, [a.peer]), 0, new Uint8Array(B).fill(1))
     c.restore(a)
-    await fenceVolume(x.store, metadata, volumeId, 8)
-    // b still holds its stale mark; its copy with generation 7 is refused by a, which saw 8.
+    await fenceVolume(x.store, metadata, volumeId, await lockAs(metadata))
+    // b still holds its stale mark; its copy with its old generation is refused by a, which saw x's.
     await expect(repairUntil(b.store, volumeId, metadata, () => false)).rejects.toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
   })
 
@@ -149,7 +164,7 @@ describe('repairVolume racing writes', () => {
       const { c, metadata, volumeId, a } = await setUp()
       const mine = ownedBy(c, volumeId, a.peer, 20).slice(0, 3).map((i) => new BlockRef(volumeId, i))
       await metadata.addStaleReplicas(mine.map((r) => ({ volumeId, peer: a.peer, index: r.index, generation: 1 })))
-      await fenceVolume(a.store, metadata, volumeId, 5) // a's own replica is stale for them
+      await fenceVolume(a.store, metadata, volumeId, await lockAs(metadata)) // a's own replica is stale for them
       for (const target of mine) {
         const repairing = a.store.repairVolume(volumeId, { metadata, concurrency })
         await a.store.write(target, 3000, new Uint8Array(19).fill(82))
@@ -171,12 +186,13 @@ describe('repairVolume: a member stale for the whole volume', () => {
     const { c, metadata, volumeId, a, b, x } = await setUp()
     const mine = ownedBy(c, volumeId, a.peer, 40)
     // Before the takeover: a holds the old content of some blocks, and a block deleted later.
-    await fenceVolume(x.store, metadata, volumeId, 6)
+    await fenceVolume(x.store, metadata, volumeId, await lockAs(metadata))
     for (const i of mine) await x.store.write(new BlockRef(volumeId, i), 0, new Uint8Array(B).fill(0x40 + (i % 32)))
     await x.store.flush()
 
     c.isolate(a)
-    const { missed } = await fenceVolume(b.store, metadata, volumeId, 7)
+    const g = await lockAs(metadata)
+    const { missed } = await fenceVolume(b.store, metadata, volumeId, g)
     expect(missed).toEqual([a.peer])
     for (const i of mine.slice(0, 10)) await b.store.write(new BlockRef(volumeId, i), 8, new Uint8Array(16).fill(0x99))
     await b.store.delete(new BlockRef(volumeId, mine[10]!))
@@ -192,7 +208,7 @@ describe('repairVolume: a member stale for the whole volume', () => {
     expect(report).toMatchObject({ rejoined: 1, remaining: 0 })
     expect(await metadata.listStaleReplicas(volumeId)).toEqual([])
     expect(b.store.volumeStaleReplicas(volumeId)).toEqual([])
-    expect(a.store.replica.generation(volumeId)).toBe(7)
+    expect(a.store.replica.generation(volumeId)).toBe(g)
     for (const i of ownedBy(c, volumeId, a.peer, 100)) {
       const ref = new BlockRef(volumeId, i)
       expect(await held(a, ref), `block ${i}`).toEqual(await held(otherOwner(c, ref, a.peer), ref))
@@ -207,7 +223,7 @@ describe('repairVolume: a member stale for the whole volume', () => {
   it('stays out of the volume while a member cannot list its blocks, and comes back later', async () => {
     const { c, metadata, volumeId, a, b, x } = await setUp()
     c.isolate(a)
-    await fenceVolume(b.store, metadata, volumeId, 7)
+    await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
     await b.store.write(blockOn(c, volumeId, [a.peer, x.peer]), 0, new Uint8Array(B).fill(5))
     c.restore(a)
     c.isolate(x)
@@ -225,7 +241,7 @@ describe('repairVolume: a member stale for the whole volume', () => {
     const random = new SeededRandom(42)
     const blocks = 80
     c.isolate(a)
-    await fenceVolume(b.store, metadata, volumeId, 7)
+    await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
     for (let i = 0; i < blocks / 2; i++) await b.store.write(new BlockRef(volumeId, i), 0, new Uint8Array(B).fill(i))
     await b.store.flush()
     c.restore(a)

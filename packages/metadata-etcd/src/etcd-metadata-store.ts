@@ -12,6 +12,7 @@ import type {
   RingDescriptor,
   StaleReplica,
   StaleReplicaClear,
+  ClearStaleReplicasOptions,
   VolumeId,
   VolumeInfo,
   VolumeLock,
@@ -517,8 +518,8 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
     return this.#stale.list(volumeId)
   }
 
-  protected async _clearStaleReplicas(records: StaleReplicaClear[]): Promise<void> {
-    await this.#stale.clear(records)
+  protected async _clearStaleReplicas(records: StaleReplicaClear[], options: ClearStaleReplicasOptions): Promise<void> {
+    await this.#stale.clear(records, options.lockGeneration)
   }
 
   /**

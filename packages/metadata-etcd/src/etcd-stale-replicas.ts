@@ -68,32 +68,48 @@ export class EtcdStaleReplicas {
     return res.kvs.map((kv) => this.options.records.staleReplica(kv)).sort(compareStaleReplicas)
   }
 
-  async clear(records: StaleReplicaClear[]): Promise<void> {
-    // The caller (AbstractMetadataStore) passes one clear per key.
+  async clear(records: StaleReplicaClear[], lockGeneration?: number): Promise<void> {
     const ns = this.options.kv()
+    // With lockGeneration, every transaction also compares the volume lock's create revision
+    // (its generation): nothing is cleared once the lock is someone else's, or nobody's.
+    let lock: { key: string; generation: number } | undefined
+    if (lockGeneration !== undefined && records.length > 0) {
+      const name = await this.#volumeName(records[0]!.volumeId)
+      if (name === undefined) throw this.#lockLost(records[0]!.volumeId, lockGeneration)
+      lock = { key: ETCD_KEYS.lock(name), generation: lockGeneration }
+    }
+    const guard = (): ReturnType<Namespace['if']> => (lock === undefined ? ns.if(ETCD_KEYS.cluster, 'Version', '>', -1) : ns.if(lock.key, 'Create', '==', lock.generation))
+    // The caller (AbstractMetadataStore) passes one clear per key.
     const entries = records.map((r): [string, StaleReplicaClear] => [ETCD_KEYS.staleReplica(r), r])
     for (let start = 0; start < entries.length; start += STALE_RECORDS_PER_TXN) {
       const chunk = entries.slice(start, start + STALE_RECORDS_PER_TXN)
       const unconditional = chunk.filter(([, r]) => r.upToGeneration === undefined).map(([key]) => key)
       const conditional = chunk.filter(([, r]) => r.upToGeneration !== undefined)
       if (unconditional.length > 0) {
-        await this.options.run(() =>
-          ns
-            .if(ETCD_KEYS.cluster, 'Version', '>', -1)
-            .then(...unconditional.map((key) => ns.delete().key(key)))
-            .commit(),
-        )
+        const txn = await this.options.run(() => guard().then(...unconditional.map((key) => ns.delete().key(key))).commit())
+        if (!txn.succeeded) throw this.#lockLost(records[0]!.volumeId, lockGeneration!)
       }
       // A conditional clear deletes a record only as it was read: a record raised to a higher
       // generation meanwhile (a later holder's) fails the compare, and is read again.
-      for (;;) {
-        if (conditional.length === 0) break
-        if (await this.#clearChunk(conditional)) break
+      while (conditional.length > 0 && !(await this.#clearChunk(conditional, lock))) {
+        if (lock !== undefined) {
+          const kv = await this.options.get(lock.key)
+          if (kv === undefined || Number(kv.create_revision) !== lock.generation) throw this.#lockLost(records[0]!.volumeId, lock.generation)
+        }
       }
     }
   }
 
-  async #clearChunk(chunk: [string, StaleReplicaClear][]): Promise<boolean> {
+  #lockLost(volumeId: VolumeId, generation: number): TorusError {
+    return new TorusError('TORUS_LEASE_EXPIRED', `the lock of volume ${volumeId} is not held with generation ${generation}`, { details: { volumeId, generation } })
+  }
+
+  async #volumeName(id: VolumeId): Promise<string | undefined> {
+    const reservation = await this.options.get(ETCD_KEYS.volumeId(id))
+    return reservation === undefined ? undefined : this.options.records.volumeName(reservation)
+  }
+
+  async #clearChunk(chunk: [string, StaleReplicaClear][], lock: { key: string; generation: number } | undefined): Promise<boolean> {
     const { run, records } = this.options
     const ns = this.options.kv()
     const read = await run(() =>
@@ -109,7 +125,7 @@ export class EtcdStaleReplicas {
     })
     if (deletes.length === 0) return true
     const txn = await run(() => {
-      let cmp = ns.if(deletes[0]!.key, 'Mod', '==', deletes[0]!.modRevision)
+      let cmp = lock === undefined ? ns.if(deletes[0]!.key, 'Mod', '==', deletes[0]!.modRevision) : ns.if(lock.key, 'Create', '==', lock.generation).and(deletes[0]!.key, 'Mod', '==', deletes[0]!.modRevision)
       for (const d of deletes.slice(1)) cmp = cmp.and(d.key, 'Mod', '==', d.modRevision)
       return cmp.then(...deletes.map((d) => ns.delete().key(d.key))).commit()
     })

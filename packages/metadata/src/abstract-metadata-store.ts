@@ -23,6 +23,7 @@ import type {
   RingDescriptor,
   StaleReplica,
   StaleReplicaClear,
+  ClearStaleReplicasOptions,
   VolumeId,
   VolumeInfo,
   VolumeLock,
@@ -255,8 +256,13 @@ export abstract class AbstractMetadataStore implements MetadataStore {
     return this._listStaleReplicas(id, options)
   }
 
-  async clearStaleReplicas(records: readonly StaleReplicaClear[], options: AbortOptions = {}): Promise<void> {
+  async clearStaleReplicas(records: readonly StaleReplicaClear[], options: ClearStaleReplicasOptions = {}): Promise<void> {
     if (!Array.isArray(records)) throw new TypeError('records must be an array')
+    const { lockGeneration } = options
+    if (lockGeneration !== undefined) {
+      if (!Number.isSafeInteger(lockGeneration) || lockGeneration < 1) throw new RangeError(`invalid lockGeneration: ${String(lockGeneration)}`)
+      if (new Set(records.map((r) => (r as { volumeId?: unknown }).volumeId)).size > 1) throw new TypeError('with lockGeneration, every record must be of one volume')
+    }
     // One clear per key, the strictest: the lowest upToGeneration, and none only when no key has one.
     const merged = new Map<string, StaleReplicaClear>()
     for (const r of records.map(normalizeStaleReplicaClear)) {
@@ -302,7 +308,7 @@ export abstract class AbstractMetadataStore implements MetadataStore {
   protected abstract _addStaleReplicas(records: StaleReplica[], options: AbortOptions): Promise<void>
   protected abstract _listStaleReplicas(volumeId: VolumeId, options: AbortOptions): Promise<StaleReplica[]>
   /** `records` is non-empty, each key checked. */
-  protected abstract _clearStaleReplicas(records: StaleReplicaClear[], options: AbortOptions): Promise<void>
+  protected abstract _clearStaleReplicas(records: StaleReplicaClear[], options: ClearStaleReplicasOptions): Promise<void>
 }
 
 function checkLeaseId(leaseId: unknown): void {

@@ -14,6 +14,7 @@ import type {
   RingDescriptor,
   StaleReplica,
   StaleReplicaClear,
+  ClearStaleReplicasOptions,
   Timer,
   VolumeId,
   VolumeInfo,
@@ -242,8 +243,8 @@ export class MemoryMetadataStore extends AbstractMetadataStore {
     return this.model.listStaleReplicas(volumeId)
   }
 
-  protected async _clearStaleReplicas(records: StaleReplicaClear[], options: AbortOptions): Promise<void> {
-    await this._mutate((m) => m.clearStaleReplicas(records), options)
+  protected async _clearStaleReplicas(records: StaleReplicaClear[], options: ClearStaleReplicasOptions): Promise<void> {
+    await this._mutate((m, now) => m.clearStaleReplicas(records, now, options.lockGeneration), options)
   }
 
   protected async _watchRing(onRing: (ring: RingDescriptor) => void): Promise<MetadataWatch> {

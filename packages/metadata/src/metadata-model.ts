@@ -133,7 +133,16 @@ export class MetadataModel {
     if (changed) this.#bump()
   }
 
-  clearStaleReplicas(keys: readonly StaleReplicaClear[]): void {
+  clearStaleReplicas(keys: readonly StaleReplicaClear[], nowMs: number, lockGeneration?: number): void {
+    if (lockGeneration !== undefined && keys.length > 0) {
+      const volume = [...this.volumes.values()].find((v) => v.id === keys[0]!.volumeId)
+      const lock = volume === undefined ? undefined : this.getVolumeLock(volume.name, nowMs)
+      if (lock?.generation !== lockGeneration) {
+        throw new TorusError('TORUS_LEASE_EXPIRED', `the lock of volume ${keys[0]!.volumeId} is not held with generation ${lockGeneration}`, {
+          details: { volumeId: keys[0]!.volumeId, generation: lockGeneration },
+        })
+      }
+    }
     let changed = false
     for (const key of keys) {
       const path = staleReplicaPath(key)

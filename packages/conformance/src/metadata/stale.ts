@@ -136,6 +136,26 @@ export function describeStaleReplicas({ harness, supports }: SuiteContext): void
       await expect(h.store.clearStaleReplicas([{ volumeId: id, peer: A, index: 2, upToGeneration: 1.5 }])).rejects.toMatchObject({ code: 'TORUS_INVALID_ARGUMENT' })
     })
 
+    it.skipIf(!supports.leases)('with lockGeneration, clears only while the volume lock is held with that generation', async () => {
+      const id = await volume(h.store, 'locked')
+      const lease = await h.store.grantLease(60_000)
+      const lock = await h.store.lockVolume('locked', 'repairer', lease)
+      await h.store.addStaleReplicas([
+        { volumeId: id, peer: A, index: 1, generation: lock.generation },
+        { volumeId: id, peer: A, index: 2, generation: lock.generation },
+        { volumeId: id, peer: B, index: 'all', generation: lock.generation },
+      ])
+      await h.store.clearStaleReplicas([{ volumeId: id, peer: A, index: 1, upToGeneration: lock.generation }], { lockGeneration: lock.generation })
+      await h.store.clearStaleReplicas([{ volumeId: id, peer: B, index: 'all' }], { lockGeneration: lock.generation })
+      expect(bare(await h.store.listStaleReplicas(id))).toEqual([{ volumeId: id, peer: A, index: 2, generation: lock.generation }])
+      // Another generation, or no lock at all: nothing is cleared.
+      await expect(h.store.clearStaleReplicas([{ volumeId: id, peer: A, index: 2, upToGeneration: lock.generation }], { lockGeneration: lock.generation + 1 })).rejects.toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
+      await h.store.unlockVolume(lock)
+      await expect(h.store.clearStaleReplicas([{ volumeId: id, peer: A, index: 2 }], { lockGeneration: lock.generation })).rejects.toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
+      expect(await h.store.listStaleReplicas(id)).toHaveLength(1)
+      await expect(h.store.clearStaleReplicas([{ volumeId: id, peer: A, index: 2 }, { volumeId: volumeId(4242), peer: A, index: 2 }], { lockGeneration: lock.generation })).rejects.toThrow(TypeError)
+    })
+
     it('round-trips a batch larger than one backend transaction', async () => {
       const id = await volume(h.store)
       const records = Array.from({ length: 250 }, (_, i) => ({ volumeId: id, peer: i % 2 === 0 ? A : B, index: i, generation: 1 + (i % 3) }))

@@ -122,6 +122,16 @@ export interface StaleReplicaClear extends StaleReplicaKey {
   readonly upToGeneration?: number
 }
 
+export interface ClearStaleReplicasOptions extends AbortOptions {
+  /**
+   * Clear only while the volume's lock is held with this generation, atomically with the
+   * check: a repair by a holder that has lost the lock must not clear records its successor
+   * loaded and relies on. Every record must then be of one volume; if the lock is not held so,
+   * nothing is cleared and the call rejects with TORUS_LEASE_EXPIRED.
+   */
+  lockGeneration?: number
+}
+
 /** A live subscription; `close()` stops deliveries and is safe to call twice. */
 export interface MetadataWatch {
   close(): Promise<void>
@@ -243,5 +253,5 @@ export interface MetadataStore {
    * are records stored with a generation above a key's `upToGeneration`. Clearing a record lets
    * its replica serve the block again, so clear only what was repaired.
    */
-  clearStaleReplicas(records: readonly StaleReplicaClear[], options?: AbortOptions): Promise<void>
+  clearStaleReplicas(records: readonly StaleReplicaClear[], options?: ClearStaleReplicasOptions): Promise<void>
 }
