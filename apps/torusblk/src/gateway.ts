@@ -94,6 +94,7 @@ export class Gateway {
       onOpened: (info) => {
         if (distributor.hasStaleReplicas(info.id)) this.#repair?.kick()
       },
+      onClosed: (info) => distributor.endTenure(info.id),
       logger: log.child({ component: 'volume' }),
     })
     this.#volumes = volumes

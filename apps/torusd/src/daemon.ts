@@ -187,6 +187,8 @@ export class Daemon {
             onOpened: (info) => {
               if (distributor.hasStaleReplicas(info.id)) this.#repair?.kick()
             },
+            // Its repair stops with the tenure: only the lock holder may repair.
+            onClosed: (info) => distributor.endTenure(info.id),
             // Peers that cannot be reached now drop their blocks at their next sweep.
             dropBlocks: async (id) => {
               await store.deleteVolume(id)

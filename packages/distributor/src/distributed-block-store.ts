@@ -78,7 +78,7 @@ export interface RepairOptions extends AbortOptions {
    * Where the volume's stale-replica records live: repaired ones are cleared there, each time on
    * the condition that the volume's lock is still held with this gateway's generation.
    */
-  metadata: Pick<MetadataStore, 'clearStaleReplicas'>
+  metadata: Pick<MetadataStore, 'clearStaleReplicas' | 'listStaleReplicas'>
   /** Upper bound on the bytes copied per second (default: none). */
   bytesPerSecond?: number
   /** Blocks copied at once (default 4). */
@@ -96,6 +96,13 @@ export interface RepairReport {
   bytes: number
   /** Stale marks of the volume this gateway still holds (a peer unreachable, a copy failed): run again later. */
   remaining: number
+}
+
+/** The tenure a repair runs in: `check()` throws once the gateway no longer holds the volume with `generation`. */
+interface Tenure {
+  volumeId: VolumeId
+  generation: number
+  check(): void
 }
 
 /**
@@ -173,14 +180,14 @@ export class DistributedBlockStore extends AbstractBlockStore {
   readonly #suspect = new Map<PeerId, number>()
   readonly #blockLocks = new Map<string, Promise<void>>()
   #seq = 0
-  /** Flush errors no later flush repeats (see #serialFlush). */
-  readonly #toldOnce = new WeakSet<Error>()
-  /** Per volume, a told-once flush error repair's flush met, for the tenure's client (see #serialFlush). */
-  readonly #owedFlushErrors = new Map<VolumeId, TorusError>()
   /** Volume-wide stale peers being brought back by repair, by `volumeId:peer`. */
   readonly #rejoining = new Map<string, Rejoin>()
-  /** Volume-wide records of rejoined peers still to be cleared in metadata (the clear failed). */
-  readonly #rejoinedUncleared = new Map<VolumeId, Set<PeerId>>()
+  /** Per volume, repairs this tenure confirmed whose records are still to be cleared (see #clearConfirmed). */
+  readonly #toClear = new Map<VolumeId, { generation: number; items: Map<string, { peer: PeerId; index: number | 'all' }> }>()
+  /** Volumes a repair's flush found fenced, not yet told to a client's flush (see #serialFlush). */
+  readonly #fencedUntold = new Set<VolumeId>()
+  /** The repair running per volume (repairs of one volume run one after another). */
+  readonly #repairs = new Map<VolumeId, Promise<RepairReport>>()
 
   constructor(options: DistributedBlockStoreOptions) {
     const blockSizeBytes = options.local?.blockSizeBytes ?? options.blockSizeBytes
@@ -302,8 +309,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
 
   /** Forgets this gateway's stale marks for `volumeId` (before loading them afresh from metadata). */
   resetStale(volumeId: VolumeId): void {
-    // An earlier tenure's owed flush error is not this tenure's client's to hear.
-    this.#owedFlushErrors.delete(volumeId)
+    // An earlier tenure's repair is not this tenure's.
+    this.#dropRepairState(volumeId)
     this.#volumeStale.delete(volumeId)
     const prefix = `${volumeId}:`
     for (const key of [...this.#stale.keys()]) if (key.startsWith(prefix)) this.#stale.delete(key)
@@ -360,51 +367,97 @@ export class DistributedBlockStore extends AbstractBlockStore {
    */
   async repairVolume(volumeId: VolumeId, options: RepairOptions): Promise<RepairReport> {
     if (this.status !== 'open') throw new TorusError('TORUS_NOT_OPEN', `block store is ${this.status}`)
-    const generation = this.generation(volumeId)
-    if (generation === 0) throw new TorusError('TORUS_INVALID_ARGUMENT', `repair of volume ${volumeId} needs its lock generation: announce it first`)
-    const report: RepairReport = { repaired: 0, rejoined: 0, bytes: 0, remaining: 0 }
-    const pace = pacer(options.bytesPerSecond, options.signal)
-    const uncleared = this.#rejoinedUncleared.get(volumeId)
-    if (uncleared !== undefined) {
-      await options.metadata.clearStaleReplicas([...uncleared].map((peer) => ({ volumeId, peer, index: 'all' as const, upToGeneration: generation })), this.#clearOptions(options, generation))
-      this.#rejoinedUncleared.delete(volumeId)
+    // One repair of a volume at a time: a second call waits for the first, then runs.
+    const previous = this.#repairs.get(volumeId)
+    const run = (previous ?? Promise.resolve()).catch(() => {}).then(() => this.#repair(volumeId, options))
+    this.#repairs.set(volumeId, run)
+    try {
+      return await run
+    } finally {
+      if (this.#repairs.get(volumeId) === run) this.#repairs.delete(volumeId)
     }
-    for (const peer of this.volumeStaleReplicas(volumeId)) {
-      try {
-        if (await this.#rejoin(volumeId, peer, generation, options, report, pace)) report.rejoined++
-      } catch (err) {
-        if (isTorusError(err, 'TORUS_LEASE_EXPIRED') || isTorusError(err, 'TORUS_ABORTED')) throw err
-        this.#log.warn('repair: a peer stale for the whole volume could not rejoin it yet', { volume: volumeId, peer, err })
-      }
-    }
-    await this.#repairBlocks(volumeId, options, report, pace)
-    report.remaining = this.#staleCount(volumeId)
-    return report
   }
 
-  /** Whether this gateway holds any stale mark for `volumeId` (so `repairVolume` has work). */
+  /** Whether this gateway holds a stale mark of `volumeId` that repair could act on. */
   hasStaleReplicas(volumeId: VolumeId): boolean {
     return this.#staleCount(volumeId) > 0
   }
 
   /**
-   * Clears happen only while the volume's lock is still held with this generation, checked by
-   * the metadata store in the same step: a holder that lost the lock (its lease lapsed, it was
-   * frozen) must not clear a record its successor loaded and relies on.
+   * Ends this gateway's tenure of `volumeId` (its lock was released or lost): no generation to
+   * send any more, and a repair in progress stops at its next step. Stale marks stay (a later
+   * tenure records the ones still owed, see `owedStale`).
    */
-  #clearOptions(options: RepairOptions, generation: number): { signal?: AbortSignal; lockGeneration: number } {
-    return options.signal === undefined ? { lockGeneration: generation } : { signal: options.signal, lockGeneration: generation }
+  endTenure(volumeId: VolumeId): void {
+    this.#generations.delete(volumeId)
+    this.#dropRepairState(volumeId)
   }
 
-  /** Stale marks of `volumeId` held here: per block, volume-wide, and rejoins not yet cleared. */
+  #dropRepairState(volumeId: VolumeId): void {
+    this.#fencedUntold.delete(volumeId)
+    const prefix = `${volumeId}:`
+    for (const key of [...this.#rejoining.keys()]) if (key.startsWith(prefix)) this.#rejoining.delete(key)
+    this.#toClear.delete(volumeId)
+  }
+
+  async #repair(volumeId: VolumeId, options: RepairOptions): Promise<RepairReport> {
+    const generation = this.generation(volumeId)
+    if (generation === 0) throw new TorusError('TORUS_INVALID_ARGUMENT', `repair of volume ${volumeId} needs its lock generation: announce it first`)
+    const tenure: Tenure = {
+      volumeId,
+      generation,
+      check: () => {
+        throwIfAborted(options.signal)
+        if (this.generation(volumeId) !== generation || this.status !== 'open') {
+          throw new TorusError('TORUS_LEASE_EXPIRED', `repair of volume ${volumeId} stopped: this gateway no longer holds it with generation ${generation}`, { details: { volumeId, generation } })
+        }
+      },
+    }
+    const report: RepairReport = { repaired: 0, rejoined: 0, bytes: 0, remaining: 0 }
+    const pace = pacer(options.bytesPerSecond, options.signal)
+    await this.#clearConfirmed(tenure, options, report)
+    for (const peer of this.volumeStaleReplicas(volumeId)) {
+      if (!this.#ring.descriptor.members.some((m) => m.peer === peer)) continue
+      try {
+        if (await this.#rejoin(tenure, peer, options, report, pace)) report.rejoined++
+      } catch (err) {
+        if (this.#endsRepair(err, volumeId)) throw err
+        this.#log.warn('repair: a peer stale for the whole volume could not rejoin it yet', { volume: volumeId, peer, err })
+      }
+    }
+    await this.#repairBlocks(tenure, options, report, pace)
+    await this.#clearConfirmed(tenure, options, report)
+    report.remaining = this.#staleCount(volumeId)
+    return report
+  }
+
+  /** Errors that end a repair: aborted, or the volume fenced (for this volume, not another one a global flush met). */
+  #endsRepair(err: unknown, volumeId: VolumeId): boolean {
+    if (isTorusError(err, 'TORUS_ABORTED')) return true
+    if (!isTorusError(err, 'TORUS_LEASE_EXPIRED')) return false
+    const fenced = (err.details as { volumeId?: unknown } | undefined)?.volumeId
+    return fenced === undefined || fenced === volumeId
+  }
+
+  /**
+   * Stale marks of `volumeId` repair could act on: per block and volume-wide, on peers that are
+   * owners under the current ring (a mark on a peer the ring no longer places the block on has
+   * no effect until rebalance exists, and is kept), plus copies whose records are not cleared yet.
+   */
   #staleCount(volumeId: VolumeId): number {
     const prefix = `${volumeId}:`
-    let n = (this.#volumeStale.get(volumeId)?.size ?? 0) + (this.#rejoinedUncleared.get(volumeId)?.size ?? 0)
-    for (const [key, peers] of this.#stale) if (key.startsWith(prefix)) n += peers.size
+    const members = new Set(this.#ring.descriptor.members.map((m) => m.peer))
+    let n = [...(this.#volumeStale.get(volumeId) ?? [])].filter((p) => members.has(p)).length + (this.#toClear.get(volumeId)?.items.size ?? 0)
+    for (const [key, peers] of this.#stale) {
+      if (!key.startsWith(prefix)) continue
+      const owners = this.#ring.peersFor(blockKey(volumeId, Number(key.slice(prefix.length))))
+      for (const p of peers) if (owners.includes(p)) n++
+    }
     return n
   }
 
-  async #repairBlocks(volumeId: VolumeId, options: RepairOptions, report: RepairReport, pace: (bytes: number) => Promise<void>): Promise<void> {
+  async #repairBlocks(tenure: Tenure, options: RepairOptions, report: RepairReport, pace: (bytes: number) => Promise<void>): Promise<void> {
+    const { volumeId } = tenure
     const prefix = `${volumeId}:`
     const out = this.#volumeStale.get(volumeId)
     const todo: { ref: BlockRef; peer: PeerId }[] = []
@@ -417,15 +470,15 @@ export class DistributedBlockStore extends AbstractBlockStore {
     for (let start = 0; start < todo.length; start += batch) {
       const copied: { ref: BlockRef; peer: PeerId }[] = []
       await eachLimited(todo.slice(start, start + batch), options.concurrency ?? 4, async (item) => {
-        throwIfAborted(options.signal)
+        tenure.check()
         try {
-          const bytes = await this.#repairCopy(item.ref, item.peer)
+          const bytes = await this.#repairCopy(tenure, item.ref, item.peer)
           if (bytes === undefined) return
           copied.push(item)
           report.bytes += bytes
           await pace(bytes)
         } catch (err) {
-          if (isTorusError(err, 'TORUS_LEASE_EXPIRED') || isTorusError(err, 'TORUS_ABORTED')) throw err
+          if (this.#endsRepair(err, volumeId)) throw err
           this.#log.warn('repair: block copy failed', { volume: volumeId, index: item.ref.index, peer: item.peer, code: isTorusError(err) ? err.code : undefined })
         }
       })
@@ -433,12 +486,23 @@ export class DistributedBlockStore extends AbstractBlockStore {
       try {
         await this.#serialFlush(options, true)
       } catch (err) {
-        if (isTorusError(err, 'TORUS_LEASE_EXPIRED') || isTorusError(err, 'TORUS_ABORTED')) throw err
+        if (this.#endsRepair(err, volumeId)) throw err
         // Replicas that did flush are current again (the flush confirmed them); the rest wait.
         this.#log.warn('repair: flush after copying failed', { volume: volumeId, code: isTorusError(err) ? err.code : undefined })
       }
-      report.repaired += await this.#clearRepaired(volumeId, copied, options)
+      // Copies a flush confirmed (the peer is current again in memory) await their clear.
+      for (const { ref, peer } of copied) {
+        if (this.#stale.get(ref.toString())?.has(peer) === true) continue
+        this.#clearLater(tenure, peer, ref.index)
+      }
+      await this.#clearConfirmed(tenure, options, report)
     }
+  }
+
+  #clearLater(tenure: Tenure, peer: PeerId, index: number | 'all'): void {
+    let pending = this.#toClear.get(tenure.volumeId)
+    if (pending === undefined || pending.generation !== tenure.generation) this.#toClear.set(tenure.volumeId, (pending = { generation: tenure.generation, items: new Map() }))
+    pending.items.set(`${peer}:${index}`, { peer, index })
   }
 
   /**
@@ -447,9 +511,10 @@ export class DistributedBlockStore extends AbstractBlockStore {
    * (no longer stale, not yet recorded, no longer an owner). The next flush that the peer
    * answers as the same run makes it current (see #confirmCurrent).
    */
-  async #repairCopy(ref: BlockRef, peer: PeerId): Promise<number | undefined> {
+  async #repairCopy(tenure: Tenure, ref: BlockRef, peer: PeerId): Promise<number | undefined> {
     let sent: number | undefined
     await this.#lockBlock(ref, async () => {
+      tenure.check()
       const key = ref.toString()
       if (this.#stale.get(key)?.has(peer) !== true || this.#unrecorded.get(key)?.has(peer) === true) return
       if (!this.#replicasFor(ref).includes(peer)) return
@@ -457,7 +522,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
         sent = 0
         return
       }
-      const copy = await this.#copyBlock(ref, peer)
+      const copy = await this.#copyBlock(tenure, ref, peer)
       sent = copy.bytes
       this.#pendingCurrent.set(key, (this.#pendingCurrent.get(key) ?? new Map()).set(peer, { incarnation: copy.incarnation, round: this.#round }))
     })
@@ -466,12 +531,13 @@ export class DistributedBlockStore extends AbstractBlockStore {
 
   /**
    * Reads `ref` from its current replicas and puts it on `peer` (or deletes it there when none
-   * holds it), with this gateway's generation; marks the peer dirty. The caller holds the block
+   * holds it), with the tenure's generation; marks the peer dirty. The caller holds the block
    * lock. Resolves with the bytes sent and the incarnation of the peer that took them.
    */
-  async #copyBlock(ref: BlockRef, peer: PeerId, read?: { present: boolean; block: Uint8Array }): Promise<{ bytes: number; incarnation: string }> {
+  async #copyBlock(tenure: Tenure, ref: BlockRef, peer: PeerId, read?: { present: boolean; block: Uint8Array }): Promise<{ bytes: number; incarnation: string }> {
     const { present, block } = read ?? (await this.#readCurrent(ref))
-    const generation = this.generation(ref.volumeId)
+    tenure.check()
+    const { generation } = tenure
     const local = peer === this.peerId && this.#replica !== undefined
     const incarnation = present
       ? local
@@ -491,47 +557,86 @@ export class DistributedBlockStore extends AbstractBlockStore {
   }
 
   /**
-   * Clears the metadata records of copies a flush made current. It runs between flush rounds
-   * (a round may mark a peer stale again and record that) and under each block's lock (so may
-   * a mutation): a record is cleared only while the peer is still current in memory, and only as
-   * this generation or an older one wrote it.
+   * Clears the metadata records of repairs this tenure confirmed: per-block copies a flush made
+   * current, and peers that rejoined the volume. It runs between flush rounds (a round may mark a
+   * peer stale again and record that) and under each block's lock (so may a mutation): a record
+   * is cleared only while the peer is still current in memory, only while the volume's lock is
+   * held with the tenure's generation (checked by the metadata store in the same step), and only
+   * as that generation or an older one wrote it. A clear that fails is tried again at the next
+   * repair of this tenure; the metadata store is asked first whether it answers at all, so an
+   * outage does not hold flushes and writes of those blocks for its timeout.
    */
-  async #clearRepaired(volumeId: VolumeId, copied: { ref: BlockRef; peer: PeerId }[], options: RepairOptions): Promise<number> {
-    let cleared = 0
+  async #clearConfirmed(tenure: Tenure, options: RepairOptions, report: RepairReport): Promise<void> {
+    const { volumeId, generation } = tenure
+    const pending = this.#toClear.get(volumeId)
+    if (pending === undefined) return
+    if (pending.generation !== generation) {
+      this.#toClear.delete(volumeId)
+      return
+    }
+    try {
+      await options.metadata.listStaleReplicas(volumeId, options.signal === undefined ? {} : { signal: options.signal })
+    } catch (err) {
+      this.#log.warn('repair: metadata unreachable; clearing repaired records later', { volume: volumeId, code: isTorusError(err) ? err.code : undefined })
+      return
+    }
+    const items = [...pending.items.values()]
+    const refs = items.flatMap((i) => (i.index === 'all' ? [] : [new BlockRef(volumeId, i.index)]))
     const run = async (): Promise<void> => {
-      await this.#withBlockLocks(
-        copied.map((c) => c.ref),
-        async () => {
-          const current = copied.filter(({ ref, peer }) => this.#stale.get(ref.toString())?.has(peer) !== true && this.#unrecorded.get(ref.toString())?.has(peer) !== true)
-          if (current.length === 0) return
-          const generation = this.generation(volumeId)
-          await options.metadata.clearStaleReplicas(current.map(({ ref, peer }) => ({ volumeId, peer, index: ref.index, upToGeneration: generation })), this.#clearOptions(options, generation))
-          cleared = current.length
-          this.#log.info('repair: stale replicas caught up', { volume: volumeId, blocks: current.length })
-        },
-      )
+      await this.#withBlockLocks(refs, async () => {
+        tenure.check()
+        const current = items.filter(({ peer, index }) => {
+          if (index === 'all') return this.#volumeStale.get(volumeId)?.has(peer) !== true
+          const key = `${volumeId}:${index}`
+          return this.#stale.get(key)?.has(peer) !== true && this.#unrecorded.get(key)?.has(peer) !== true
+        })
+        // Marked stale again since: its record is needed again, and repair starts over for it.
+        for (const i of items) if (!current.includes(i)) pending.items.delete(`${i.peer}:${i.index}`)
+        if (current.length === 0) return
+        await options.metadata.clearStaleReplicas(
+          current.map(({ peer, index }) => ({ volumeId, peer, index, upToGeneration: generation })),
+          options.signal === undefined ? { lockGeneration: generation } : { signal: options.signal, lockGeneration: generation },
+        )
+        for (const i of current) pending.items.delete(`${i.peer}:${i.index}`)
+        const blocks = current.filter((i) => i.index !== 'all').length
+        report.repaired += blocks
+        if (blocks > 0) this.#log.info('repair: stale replicas caught up', { volume: volumeId, blocks })
+      })
     }
     const next = this.#flushing.then(run, run)
     this.#flushing = next.catch(() => {})
-    await next
-    return cleared
+    try {
+      await next
+    } catch (err) {
+      if (this.#endsRepair(err, volumeId)) throw err
+      this.#log.warn('repair: repaired records could not be cleared yet', { volume: volumeId, code: isTorusError(err) ? err.code : undefined })
+    } finally {
+      if (pending.items.size === 0 && this.#toClear.get(volumeId) === pending) this.#toClear.delete(volumeId)
+    }
   }
 
   /**
    * Brings a peer stale for the whole volume back (see repairVolume). Resolves true when it is a
    * replica of the volume again; false when it could not be completed this time.
    */
-  async #rejoin(volumeId: VolumeId, peer: PeerId, generation: number, options: RepairOptions, report: RepairReport, pace: (bytes: number) => Promise<void>): Promise<boolean> {
+  async #rejoin(tenure: Tenure, peer: PeerId, options: RepairOptions, report: RepairReport, pace: (bytes: number) => Promise<void>): Promise<boolean> {
+    const { volumeId, generation } = tenure
+    tenure.check()
     // Fence any older holder out of the peer before reading what it holds.
     const confirmed = peer === this.peerId && this.#replica !== undefined
       ? this.#replica.announce(volumeId, generation)
-      : (await this.#request(peer, REPLICA_METHODS.announce, { volumeId, generation }, options) as { generation?: unknown } | null)?.generation
+      : ((await this.#request(peer, REPLICA_METHODS.announce, { volumeId, generation }, options)) as { generation?: unknown } | null)?.generation
     if (typeof confirmed === 'number' && confirmed > generation) {
       throw new TorusError('TORUS_LEASE_EXPIRED', `volume ${volumeId} was taken over: a peer has seen generation ${confirmed}`, { details: { volumeId, generation: confirmed } })
     }
     const key = `${volumeId}:${peer}`
     const rejoin: Rejoin = { listed: false, pending: new Set(), incarnation: undefined, broken: false }
     this.#rejoining.set(key, rejoin)
+    const live = (): void => {
+      tenure.check()
+      if (this.#rejoining.get(key) !== rejoin) throw new TorusError('TORUS_ABORTED', 'rejoin cancelled')
+      if (rejoin.broken) throw new TorusError('TORUS_UNAVAILABLE', 'the peer restarted, or could not flush, while it was being repaired', { details: { peer } })
+    }
     let done = false
     try {
       // Mutations that chose their replicas before the rejoin began must land before listing.
@@ -539,62 +644,79 @@ export class DistributedBlockStore extends AbstractBlockStore {
       for (const member of this.#ring.descriptor.members) {
         for (let after = -1; ; ) {
           const page = await this.#list(member.peer as PeerId, volumeId, after, options)
+          // The peer's own listing pins the run every copy must reach: a restart after it may
+          // bring back blocks it had deleted without flushing, which no listing would name.
+          if (member.peer === peer) {
+            rejoin.incarnation ??= page.incarnation
+            if (rejoin.incarnation !== page.incarnation) rejoin.broken = true
+          }
           for (const index of page.indexes) if (this.#ring.peersFor(blockKey(volumeId, index)).includes(peer)) rejoin.pending.add(index)
           if (!page.more || page.indexes.length === 0) break
           after = page.indexes[page.indexes.length - 1]!
         }
       }
       rejoin.listed = true
+      live()
       this.#log.info('repair: bringing back a peer stale for the whole volume', { volume: volumeId, peer, blocks: rejoin.pending.size })
-      while (rejoin.pending.size > 0) {
-        const batch = [...rejoin.pending].slice(0, Math.max(1, options.batchBlocks ?? 64))
-        await eachLimited(batch, options.concurrency ?? 4, async (index) => {
-          throwIfAborted(options.signal)
-          const ref = new BlockRef(volumeId, index)
-          await this.#lockBlock(ref, async () => {
-            if (!rejoin.pending.has(index)) return
-            const read = await this.#readCurrent(ref).catch((err: unknown) => {
-              if (!isTorusError(err, 'TORUS_UNAVAILABLE')) throw err
-              return undefined
-            })
-            if (read === undefined) {
-              // No current replica could give the block (down, or none is current): the peer
-              // rejoins without it, stale for that block alone (recorded first), so one
-              // unreadable block does not keep it out of the whole volume.
-              this.#markStaleUnrecorded(ref, [peer])
-              await this.#record(ref, [peer], 'repair')
+      const batchSize = Math.max(1, options.batchBlocks ?? 64)
+      for (;;) {
+        while (rejoin.pending.size > 0) {
+          const batch: number[] = []
+          for (const index of rejoin.pending) {
+            batch.push(index)
+            if (batch.length === batchSize) break
+          }
+          await eachLimited(batch, options.concurrency ?? 4, async (index) => {
+            live()
+            const ref = new BlockRef(volumeId, index)
+            let bytes = 0
+            await this.#lockBlock(ref, async () => {
+              if (!rejoin.pending.has(index)) return
+              live()
+              const read = await this.#readCurrent(ref).catch((err: unknown) => {
+                if (!isTorusError(err, 'TORUS_UNAVAILABLE')) throw err
+                return undefined
+              })
+              if (read === undefined) {
+                // No current replica could give the block (down, or none is current): the peer
+                // rejoins without it, stale for that block alone (recorded first), so one
+                // unreadable block does not keep it out of the whole volume.
+                this.#markStaleUnrecorded(ref, [peer])
+                await this.#record(ref, [peer], 'repair')
+                rejoin.pending.delete(index)
+                return
+              }
+              const copy = await this.#copyBlock(tenure, ref, peer, read)
+              if (rejoin.incarnation !== copy.incarnation) rejoin.broken = true
               rejoin.pending.delete(index)
-              return
-            }
-            const copy = await this.#copyBlock(ref, peer, read)
-            rejoin.incarnation ??= copy.incarnation
-            if (rejoin.incarnation !== copy.incarnation) rejoin.broken = true
-            rejoin.pending.delete(index)
-            report.bytes += copy.bytes
+              bytes = copy.bytes
+              report.bytes += copy.bytes
+            })
+            await pace(bytes)
           })
-          await pace(this.blockSizeBytes)
-        })
-        if (rejoin.broken) throw new TorusError('TORUS_UNAVAILABLE', 'the peer restarted while it was being repaired', { details: { peer } })
+          live()
+          // Flush as we go: the copies must be durable, and flushed dirty entries are dropped,
+          // so a long rejoin does not pile them up. Every flush round checks a rejoining peer's
+          // run (see #flushRound).
+          await this.#serialFlush(options, true)
+          live()
+        }
+        // A block may have been put back on `pending` by a mutation that failed on the peer
+        // while the last batch flushed: copy it again.
+        if (rejoin.pending.size > 0) continue
+        // Everything copied is durable on the run listed. No await from this check to the
+        // switch: a mutation that fails on the peer before it adds to `pending` (and the copy is
+        // made again next time); after it, the peer is a replica and a failure marks it stale
+        // for the block like any other.
+        live()
+        break
       }
-      // Everything the peer acknowledged so far must be durable, by the run that acknowledged it.
-      const flushed = peer === this.peerId && this.#replica !== undefined
-        ? (await this.#replica.flush([[volumeId, generation]]), this.#replica.incarnation)
-        : incarnationOf(await this.#request(peer, REPLICA_METHODS.flush, { generations: [[volumeId, generation]] }, options))
-      if (rejoin.incarnation !== undefined && flushed !== rejoin.incarnation) rejoin.broken = true
-      // No await from this check to the switch: a mutation that fails on the peer before it adds
-      // to `pending` (and the copy is made again next time); after it, the peer is a replica and
-      // a failure marks it stale for the block like any other.
-      if (rejoin.broken || rejoin.pending.size > 0) return false
       this.#rejoining.delete(key)
       done = true
       const set = this.#volumeStale.get(volumeId)
       set?.delete(peer)
       if (set?.size === 0) this.#volumeStale.delete(volumeId)
-      const uncleared = this.#rejoinedUncleared.get(volumeId) ?? new Set<PeerId>()
-      this.#rejoinedUncleared.set(volumeId, uncleared.add(peer))
-      await options.metadata.clearStaleReplicas([{ volumeId, peer, index: 'all', upToGeneration: generation }], this.#clearOptions(options, generation))
-      uncleared.delete(peer)
-      if (uncleared.size === 0 && this.#rejoinedUncleared.get(volumeId) === uncleared) this.#rejoinedUncleared.delete(volumeId)
+      this.#clearLater(tenure, peer, 'all')
       this.#log.info('repair: peer is a replica of the volume again', { volume: volumeId, peer })
       return true
     } finally {
@@ -608,7 +730,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
    * (TORUS_UNAVAILABLE): those writes may be gone from it, and a rejoining replica must not be
    * made current on the word of a listing that lost them.
    */
-  async #list(peer: PeerId, volumeId: VolumeId, after: number, options: AbortOptions): Promise<{ indexes: number[]; more: boolean }> {
+  async #list(peer: PeerId, volumeId: VolumeId, after: number, options: AbortOptions): Promise<{ indexes: number[]; more: boolean; incarnation: string }> {
     let page: { indexes: number[]; more: boolean }
     let incarnation: string
     if (peer === this.peerId && this.#replica !== undefined) {
@@ -628,7 +750,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
         throw new TorusError('TORUS_UNAVAILABLE', 'the peer restarted since it acknowledged unflushed writes of the volume; a flush must settle them first', { details: { peer, volumeId } })
       }
     }
-    return page
+    return { ...page, incarnation }
   }
 
   /** Waits for the mutations of `volumeId` queued or running now. */
@@ -764,26 +886,18 @@ export class DistributedBlockStore extends AbstractBlockStore {
   }
 
   /**
-   * `internal`: a flush of repair's, not a client's. Some flush errors are told once (writes a
-   * restarted replica lost, a volume fenced for good): one met by repair is owed to the client,
-   * whose next flush fails with it.
+   * `internal`: a flush of repair's, not a client's. Some flush errors are told once and then
+   * forgotten: writes a restarted replica lost (an internal flush leaves them owed, so the next
+   * flush finds them again) and a volume fenced for good (an internal flush drops its writes, as
+   * a client's does, so they stop failing every round, and the client's next flush is told).
    */
   #serialFlush(options: AbortOptions | undefined, internal: boolean): Promise<void> {
     const run = async (): Promise<void> => {
-      try {
-        await this.#flushRound(options)
-      } catch (err) {
-        if (internal && isTorusError(err) && (err.code === 'TORUS_LEASE_EXPIRED' || this.#toldOnce.has(err))) {
-          const volumeId = (err.details as { volumeId?: unknown } | undefined)?.volumeId
-          if (typeof volumeId === 'number' && !this.#owedFlushErrors.has(volumeId as VolumeId)) this.#owedFlushErrors.set(volumeId as VolumeId, err)
-        }
-        throw err
-      }
-      if (!internal) {
-        for (const [volumeId, owed] of this.#owedFlushErrors) {
-          this.#owedFlushErrors.delete(volumeId)
-          throw owed
-        }
+      await this.#flushRound(options, internal)
+      if (internal) return
+      for (const volumeId of this.#fencedUntold) {
+        this.#fencedUntold.delete(volumeId)
+        throw new TorusError('TORUS_LEASE_EXPIRED', `volume ${volumeId} was taken over by a newer holder; its unflushed writes here were refused`, { details: { volumeId } })
       }
     }
     const next = this.#flushing.then(run, run)
@@ -791,7 +905,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     return next
   }
 
-  async #flushRound(options?: AbortOptions): Promise<void> {
+  async #flushRound(options: AbortOptions | undefined, internal: boolean): Promise<void> {
     const round = ++this.#round
     const dirty = new Map(this.#dirty)
     this.#dirty.clear()
@@ -819,15 +933,37 @@ export class DistributedBlockStore extends AbstractBlockStore {
       // A volume another holder took over: its writes here are fenced for good, and asking again
       // would fail every later flush of this gateway's other volumes. This flush still fails.
       const fenced = (o.error.details as { volumeId?: unknown } | undefined)?.volumeId
-      if (typeof fenced === 'number') this.#dropVolume(owed, fenced as VolumeId)
+      if (typeof fenced === 'number') {
+        this.#dropVolume(owed, fenced as VolumeId)
+        if (internal) this.#fencedUntold.add(fenced as VolumeId)
+      }
       this.#restoreDirty(o.peer, owed)
     }
+    this.#checkRejoiners(dirty, incarnations)
     const settled = await this.#settleUnreachable(unreachable, dirty, incarnations)
-    await this.#settleRestartedReplicas(dirty, incarnations, round)
+    await this.#settleRestartedReplicas(dirty, incarnations, round, internal)
     this.#throwUnlessAll(
       outcomes.filter((o) => o.ok || !settled.has(o.peer)),
       'flush',
     )
+  }
+
+  /**
+   * A rejoining peer (see #rejoin) must make every copy durable as the run that listed its
+   * blocks: a round it failed, or answered as another run, while it owed writes of that volume
+   * breaks the rejoin (it starts over later).
+   */
+  #checkRejoiners(dirty: Map<PeerId, DirtyPeer>, incarnations: Map<PeerId, string>): void {
+    if (this.#rejoining.size === 0) return
+    for (const [key, rejoin] of this.#rejoining) {
+      const split = key.indexOf(':')
+      const volumeId = Number(key.slice(0, split)) as VolumeId
+      const peer = key.slice(split + 1) as PeerId
+      const owed = dirty.get(peer)
+      if (owed === undefined || !owed.volumes.has(volumeId)) continue
+      const now = incarnations.get(peer)
+      if (now === undefined || now !== rejoin.incarnation) rejoin.broken = true
+    }
   }
 
   /**
@@ -845,6 +981,9 @@ export class DistributedBlockStore extends AbstractBlockStore {
       const owed = dirty.get(peer)!
       const left: DirtyPeer = { volumes: new Set(), blocks: new Map() }
       for (const [key, b] of owed.blocks) {
+        // A peer stale for the whole volume (rejoining, or a write it took as an extra) counts
+        // for nothing: the volume-wide record covers it, and its repair sees the failure.
+        if (this.#volumeStale.get(b.ref.volumeId)?.has(peer) === true) continue
         if (this.#onDegraded !== undefined && this.#durableElsewhere(b.ref, [peer], dirty, incarnations)) {
           this.#markStaleUnrecorded(b.ref, [peer])
           try {
@@ -877,13 +1016,14 @@ export class DistributedBlockStore extends AbstractBlockStore {
    * block is recorded stale on it — durably, before the flush is acknowledged — as long as some
    * other replica made the block durable; if none did, the write is lost and the flush fails.
    */
-  async #settleRestartedReplicas(dirty: Map<PeerId, DirtyPeer>, incarnations: Map<PeerId, string>, round: number): Promise<void> {
+  async #settleRestartedReplicas(dirty: Map<PeerId, DirtyPeer>, incarnations: Map<PeerId, string>, round: number, internal: boolean): Promise<void> {
     const lost = new Map<string, { ref: BlockRef; peers: PeerId[] }>()
     for (const [peer, d] of dirty) {
       const now = incarnations.get(peer)
       if (now === undefined) continue
       for (const [key, b] of d.blocks) {
         if (!b.mixed && b.incarnation === now) continue
+        if (this.#volumeStale.get(b.ref.volumeId)?.has(peer) === true) continue // see #settleUnreachable
         const entry = lost.get(key) ?? { ref: b.ref, peers: [] }
         entry.peers.push(peer)
         lost.set(key, entry)
@@ -920,11 +1060,11 @@ export class DistributedBlockStore extends AbstractBlockStore {
       }
     }
     if (gone.length > 0) {
-      const lost = new TorusError('TORUS_UNAVAILABLE', `writes were lost: every replica that acknowledged them restarted before making them durable (${gone.length} block(s))`, {
+      // Told once, to a client: repair's own flush leaves the loss for the client's next flush.
+      if (internal) for (const { ref, peers } of lost.values()) if (gone.includes(ref)) this.#owe(ref, peers)
+      throw new TorusError('TORUS_UNAVAILABLE', `writes were lost: every replica that acknowledged them restarted before making them durable (${gone.length} block(s))`, {
         details: { volumeId: gone[0]!.volumeId, index: gone[0]!.index, blocks: gone.map((r) => [r.volumeId, r.index]) },
       })
-      this.#toldOnce.add(lost)
-      throw lost
     }
     if (recordError !== undefined) throw recordError
   }
@@ -1129,6 +1269,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
   #settleRejoiner(ref: BlockRef, o: Outcome, incarnations: Map<PeerId, string>, kind: 'write' | 'put' | 'delete'): boolean {
     const rejoin = this.#rejoining.get(`${ref.volumeId}:${o.peer}`)
     if (rejoin === undefined) return false
+    // A newer holder fenced the peer: that fails the mutation, like any replica's refusal.
+    if (!o.ok && isTorusError(o.error, 'TORUS_LEASE_EXPIRED')) return false
     if (!o.ok) {
       rejoin.pending.add(ref.index)
       return true

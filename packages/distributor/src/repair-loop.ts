@@ -3,7 +3,7 @@ import type { DistributedBlockStore } from './distributed-block-store.js'
 
 export interface RepairLoopOptions {
   store: DistributedBlockStore
-  metadata: Pick<MetadataStore, 'clearStaleReplicas'>
+  metadata: Pick<MetadataStore, 'clearStaleReplicas' | 'listStaleReplicas'>
   /** The volumes this gateway holds the lock of now (only a holder may repair). */
   volumes: () => Iterable<{ id: VolumeId; name: string }>
   /** Pause between passes (default 10 s); a pass also starts on `kick()`. */
@@ -61,6 +61,7 @@ export class RepairLoop {
     }
     clearTimeout(this.#timer)
     this.#timer = setTimeout(() => void this.#pass(), 0)
+    this.#timer.unref()
   }
 
   /** Runs one pass now and resolves when it is done (tests, status). */

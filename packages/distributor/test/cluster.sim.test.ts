@@ -691,14 +691,18 @@ async function runOnce(seed: number): Promise<Counts> {
     }
     // Repair with everything up (and no injected store faults) brings back every replica it can:
     // what is left is a mark whose record an injected metadata fault lost (it waits for the
-    // block's next write), or a block no current replica holds (nothing to copy from).
+    // block's next write), or a block no current replica holds intact (nothing to copy from).
     for (const p of c.storagePeers) p.local!.faultRate = 0
     const repairable = (): string[] => {
       const owed = new Set(gw.store.owedStale(V).map(({ peer, index }) => `${peer}:${index}`))
       const out: string[] = gw.store.volumeStaleReplicas(V).map((p) => `${c.byPeer(p).name} (volume)`)
       for (const [p, blocks] of staleNow()) {
         if (gw.store.volumeStaleReplicas(V).includes(p)) continue
-        for (const i of blocks) if (!owed.has(`${p}:${i}`) && current(i).length > 0) out.push(`${c.byPeer(p).name} [${i}]`)
+        // Something to copy from: a current replica whose copy no crash tore.
+        for (const i of blocks) {
+          if (owed.has(`${p}:${i}`) || !current(i).some((q) => torn.get(q)?.has(i) !== true)) continue
+          out.push(`${c.byPeer(p).name} [${i}] (current: ${current(i).map((q) => `${c.byPeer(q).name}${torn.get(q)?.has(i) === true ? ' torn' : ''}`).join(',')})`)
+        }
       }
       return out
     }

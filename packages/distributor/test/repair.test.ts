@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { BlockRef, SeededRandom, type PeerId, type VolumeId, type VolumeLock } from '@torus/core'
 import { MemoryMetadataStore } from '@torus/metadata'
 import { blockKey } from '@torus/ring'
-import { fenceVolume, recordStaleInMetadata, type DistributedBlockStore, type RepairReport } from '../src/index.js'
+import { fenceVolume, recordStaleInMetadata, RepairLoop, type DistributedBlockStore, type RepairReport } from '../src/index.js'
 import { startCluster, type Cluster, type ClusterNode } from './helpers/cluster.js'
 
 const B = 4096
@@ -270,6 +270,93 @@ describe('repairVolume: a member stale for the whole volume', () => {
       const ref = new BlockRef(volumeId, i)
       expect(await held(a, ref), `block ${i}`).toEqual(await held(otherOwner(c, ref, a.peer), ref))
     }
+  })
+})
+
+describe('repairVolume across tenures', () => {
+  it('drops a clear left over from an earlier tenure: a later holder\'s writes may have made it wrong', async () => {
+    const { c, metadata, volumeId, a, b, x } = await setUp()
+    c.isolate(a)
+    await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
+    c.restore(a)
+    // b brings a back, but the metadata store refuses the clear: a is current in b's memory only.
+    const refusing = { listStaleReplicas: metadata.listStaleReplicas.bind(metadata), clearStaleReplicas: async () => Promise.reject(new Error('etcd down')) }
+    await repairUntil(b.store, volumeId, metadata, (r) => r.rejoined === 1, { metadata: refusing })
+    expect(b.store.volumeStaleReplicas(volumeId)).toEqual([])
+    // x takes over, trusting the record: a block on {a, b} goes to b only.
+    await fenceVolume(x.store, metadata, volumeId, await lockAs(metadata))
+    const ref = blockOn(c, volumeId, [a.peer, b.peer])
+    await x.store.write(ref, 0, new Uint8Array(B).fill(2))
+    await x.store.flush()
+    // b holds the volume again; a cannot rejoin yet (x is cut off and cannot list its blocks).
+    await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
+    c.isolate(x)
+    await b.store.repairVolume(volumeId, { metadata })
+    expect((await metadata.listStaleReplicas(volumeId)).map((r) => [r.peer, r.index])).toContainEqual([a.peer, 'all'])
+    expect(b.store.volumeStaleReplicas(volumeId)).toEqual([a.peer])
+  })
+
+  it('stops when the tenure ends (endTenure), leaving the peer out', async () => {
+    const { c, metadata, volumeId, a, b } = await setUp()
+    c.isolate(a)
+    await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
+    for (const i of ownedBy(c, volumeId, a.peer, 60)) await b.store.write(new BlockRef(volumeId, i), 0, new Uint8Array(B).fill(9))
+    c.restore(a)
+    for (let i = 0; i < 100 && !(await b.store.tryAnnounce(volumeId, b.store.generation(volumeId))).confirmed.includes(a.peer); i++) await new Promise((r) => setTimeout(r, 20))
+    const slow = b.store.repairVolume(volumeId, { metadata, bytesPerSecond: 8 * B, concurrency: 1, batchBlocks: 2 })
+    await new Promise((r) => setTimeout(r, 150))
+    b.store.endTenure(volumeId)
+    await expect(slow).rejects.toMatchObject({ code: expect.stringMatching(/^TORUS_(LEASE_EXPIRED|ABORTED)$/) })
+    expect(b.store.volumeStaleReplicas(volumeId)).toEqual([a.peer])
+    expect((await metadata.listStaleReplicas(volumeId)).map((r) => r.index)).toEqual(['all'])
+  })
+
+  it('is not stopped by another volume of the gateway being fenced, and leaves that told-once error to the client', async () => {
+    const { c, metadata, volumeId, a, b, x } = await setUp()
+    const { id: other } = await metadata.createVolume({ name: 'other', sizeBytes: 1024 * 1024 })
+    const otherLock = await metadata.lockVolume('other', 'b', await metadata.grantLease(3_600_000))
+    await fenceVolume(b.store, metadata, other, otherLock.generation)
+    await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
+    // b has an unflushed write to `other` when x takes `other` over.
+    await b.store.write(new BlockRef(other, 0), 0, new Uint8Array(B).fill(1))
+    await metadata.unlockVolume(otherLock)
+    await fenceVolume(x.store, metadata, other, (await metadata.lockVolume('other', 'x', await metadata.grantLease(3_600_000))).generation)
+    // pad has a stale replica to repair.
+    const ref = blockOn(c, volumeId, [a.peer])
+    c.isolate(a)
+    await b.store.write(ref, 0, new Uint8Array(B).fill(3))
+    c.restore(a)
+    const report = await repairUntil(b.store, volumeId, metadata, (r) => r.remaining === 0)
+    expect(report.remaining).toBe(0)
+    // The client's flush still hears that `other` was fenced, once.
+    await expect(b.store.flush()).rejects.toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
+    await b.store.flush()
+  })
+})
+
+describe('RepairLoop', () => {
+  it('repairs the volumes it is given in the background, counts it, and stops', async () => {
+    const { c, metadata, volumeId, a, b } = await setUp()
+    await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
+    const refs = ownedBy(c, volumeId, a.peer, 30).slice(0, 4).map((i) => new BlockRef(volumeId, i))
+    c.isolate(a)
+    for (const ref of refs) await b.store.write(ref, 0, new Uint8Array(B).fill(4))
+    c.restore(a)
+    expect(b.store.hasStaleReplicas(volumeId)).toBe(true)
+    const loop = new RepairLoop({ store: b.store, metadata, volumes: () => [{ id: volumeId, name: 'pad' }], intervalMs: 50 })
+    loop.start()
+    try {
+      for (let i = 0; i < 200 && (loop.stats.repairedBlocks < refs.length || loop.stats.remaining > 0); i++) await new Promise((r) => setTimeout(r, 25))
+      expect(loop.stats).toMatchObject({ repairedBlocks: refs.length, remaining: 0 })
+      expect(loop.stats.bytes).toBe(refs.length * B)
+      expect(await metadata.listStaleReplicas(volumeId)).toEqual([])
+      expect(b.store.hasStaleReplicas(volumeId)).toBe(false)
+    } finally {
+      await loop.stop()
+    }
+    const passes = loop.stats.passes
+    await new Promise((r) => setTimeout(r, 150))
+    expect(loop.stats.passes).toBe(passes)
   })
 })
 

@@ -519,7 +519,7 @@ export class EtcdMetadataStore extends AbstractMetadataStore {
   }
 
   protected async _clearStaleReplicas(records: StaleReplicaClear[], options: ClearStaleReplicasOptions): Promise<void> {
-    await this.#stale.clear(records, options.lockGeneration)
+    await this.#stale.clear(records, options.lockGeneration, options.signal)
   }
 
   /**

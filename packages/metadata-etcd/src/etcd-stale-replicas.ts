@@ -68,7 +68,7 @@ export class EtcdStaleReplicas {
     return res.kvs.map((kv) => this.options.records.staleReplica(kv)).sort(compareStaleReplicas)
   }
 
-  async clear(records: StaleReplicaClear[], lockGeneration?: number): Promise<void> {
+  async clear(records: StaleReplicaClear[], lockGeneration?: number, signal?: AbortSignal): Promise<void> {
     const ns = this.options.kv()
     // With lockGeneration, every transaction also compares the volume lock's create revision
     // (its generation): nothing is cleared once the lock is someone else's, or nobody's.
@@ -77,6 +77,9 @@ export class EtcdStaleReplicas {
       const name = await this.#volumeName(records[0]!.volumeId)
       if (name === undefined) throw this.#lockLost(records[0]!.volumeId, lockGeneration)
       lock = { key: ETCD_KEYS.lock(name), generation: lockGeneration }
+      // Checked up front too, so a call with nothing left to delete still fails without the lock.
+      const held = await this.options.get(lock.key)
+      if (held === undefined || Number(held.create_revision) !== lockGeneration) throw this.#lockLost(records[0]!.volumeId, lockGeneration)
     }
     const guard = (): ReturnType<Namespace['if']> => (lock === undefined ? ns.if(ETCD_KEYS.cluster, 'Version', '>', -1) : ns.if(lock.key, 'Create', '==', lock.generation))
     // The caller (AbstractMetadataStore) passes one clear per key.
@@ -92,6 +95,7 @@ export class EtcdStaleReplicas {
       // A conditional clear deletes a record only as it was read: a record raised to a higher
       // generation meanwhile (a later holder's) fails the compare, and is read again.
       while (conditional.length > 0 && !(await this.#clearChunk(conditional, lock))) {
+        throwIfAborted(signal)
         if (lock !== undefined) {
           const kv = await this.options.get(lock.key)
           if (kv === undefined || Number(kv.create_revision) !== lock.generation) throw this.#lockLost(records[0]!.volumeId, lock.generation)

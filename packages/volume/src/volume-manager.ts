@@ -36,6 +36,8 @@ export interface VolumeManagerOptions {
   dropBlocks?: (id: VolumeInfo['id']) => Promise<void>
   /** Called once a volume is open and prepared (e.g. to start its repair). */
   onOpened?: (info: VolumeInfo) => void
+  /** Called once a volume is closed here, its lock released or lost (e.g. to end its repair). */
+  onClosed?: (info: VolumeInfo) => void
   /** Journal of deletions in progress (see PendingDeletes); optional in tests. */
   pendingDeletes?: { add(id: number): Promise<void>; remove(id: number): Promise<void> }
 }
@@ -192,6 +194,7 @@ export class VolumeManager {
     } catch (err) {
       this.#opts.logger.error('volume close failed', { volume: entry.name, err })
     }
+    this.#opts.onClosed?.(volume.info)
   }
 
   async #open(info: VolumeInfo, entry: Entry): Promise<Volume> {

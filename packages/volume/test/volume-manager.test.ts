@@ -68,13 +68,19 @@ describe('VolumeManager', () => {
     expect(manager.openVolumes().size).toBe(0)
   })
 
-  it('tells onOpened once per open, after prepare', async () => {
+  it('tells onOpened once per open, after prepare, and onClosed when the last handle goes', async () => {
     const events: string[] = []
-    const m = create({ prepare: async () => void events.push('prepare'), onOpened: (info) => void events.push(`opened ${info.name}`) })
+    const m = create({
+      prepare: async () => void events.push('prepare'),
+      onOpened: (info) => void events.push(`opened ${info.name}`),
+      onClosed: (info) => void events.push(`closed ${info.name}`),
+    })
     const [a, b] = await Promise.all([m.acquire('pad'), m.acquire('pad')])
     expect(events).toEqual(['prepare', 'opened pad'])
     await a!.release()
+    expect(events).toEqual(['prepare', 'opened pad'])
     await b!.release()
+    expect(events).toEqual(['prepare', 'opened pad', 'closed pad'])
     expect(m.held()).toEqual([])
     await m.closeAll()
   })

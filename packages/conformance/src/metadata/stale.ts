@@ -150,6 +150,8 @@ export function describeStaleReplicas({ harness, supports }: SuiteContext): void
       expect(bare(await h.store.listStaleReplicas(id))).toEqual([{ volumeId: id, peer: A, index: 2, generation: lock.generation }])
       // Another generation, or no lock at all: nothing is cleared.
       await expect(h.store.clearStaleReplicas([{ volumeId: id, peer: A, index: 2, upToGeneration: lock.generation }], { lockGeneration: lock.generation + 1 })).rejects.toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
+      // Also when there is nothing to clear.
+      await expect(h.store.clearStaleReplicas([{ volumeId: id, peer: B, index: 7 }], { lockGeneration: lock.generation + 1 })).rejects.toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
       await h.store.unlockVolume(lock)
       await expect(h.store.clearStaleReplicas([{ volumeId: id, peer: A, index: 2 }], { lockGeneration: lock.generation })).rejects.toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
       expect(await h.store.listStaleReplicas(id)).toHaveLength(1)
