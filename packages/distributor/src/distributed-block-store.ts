@@ -78,7 +78,7 @@ export interface RepairOptions extends AbortOptions {
    * Where the volume's stale-replica records live: repaired ones are cleared there, each time on
    * the condition that the volume's lock is still held with this gateway's generation.
    */
-  metadata: Pick<MetadataStore, 'clearStaleReplicas' | 'listStaleReplicas'>
+  metadata: Pick<MetadataStore, 'clearStaleReplicas' | 'listStaleReplicas' | 'addStaleReplicas'>
   /** Upper bound on the bytes copied per second (default: none). */
   bytesPerSecond?: number
   /** Blocks copied at once (default 4). */
@@ -415,6 +415,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     }
     const report: RepairReport = { repaired: 0, rejoined: 0, bytes: 0, remaining: 0 }
     const pace = pacer(options.bytesPerSecond, options.signal)
+    await this.#recordOwed(tenure, options)
     await this.#clearConfirmed(tenure, options, report)
     for (const peer of this.volumeStaleReplicas(volumeId)) {
       if (!this.#ring.descriptor.members.some((m) => m.peer === peer)) continue
@@ -429,6 +430,29 @@ export class DistributedBlockStore extends AbstractBlockStore {
     await this.#clearConfirmed(tenure, options, report)
     report.remaining = this.#staleCount(volumeId)
     return report
+  }
+
+  /**
+   * Stale marks this gateway holds but has not recorded (a failed record, a corrupt copy found by
+   * a read): recorded first, since repair works only on recorded marks (a clear must never
+   * race the record it would clear).
+   */
+  async #recordOwed(tenure: Tenure, options: RepairOptions): Promise<void> {
+    const owed = this.owedStale(tenure.volumeId)
+    if (owed.length === 0) return
+    try {
+      await options.metadata.addStaleReplicas(owed.map(({ peer, index }) => ({ volumeId: tenure.volumeId, peer, index, generation: tenure.generation })), options.signal === undefined ? {} : { signal: options.signal })
+    } catch (err) {
+      if (this.#endsRepair(err, tenure.volumeId)) throw err
+      this.#log.warn('repair: stale marks could not be recorded yet', { volume: tenure.volumeId, code: isTorusError(err) ? err.code : undefined })
+      return
+    }
+    for (const { peer, index } of owed) {
+      const key = `${tenure.volumeId}:${index}`
+      const set = this.#unrecorded.get(key)
+      set?.delete(peer)
+      if (set?.size === 0) this.#unrecorded.delete(key)
+    }
   }
 
   /** Errors that end a repair: aborted, or the volume fenced (for this volume, not another one a global flush met). */
@@ -818,6 +842,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
 
   protected async _read(ref: BlockRef, offsetBytes: number, target: Uint8Array, options?: AbortOptions): Promise<boolean> {
     const errors: unknown[] = []
+    let corrupt: PeerId[] | undefined
     for (const peer of this.#readOrder(ref)) {
       try {
         let allocated: boolean
@@ -830,10 +855,12 @@ export class DistributedBlockStore extends AbstractBlockStore {
         }
         this.#noteAllocated(ref, allocated)
         this.#suspect.delete(peer)
+        if (corrupt !== undefined) this.#reportCorrupt(ref, corrupt)
         return allocated
       } catch (err) {
         if (isTorusError(err, 'TORUS_ABORTED') || !isTorusError(err)) throw err
         this.#log.warn('replica read failed', { volume: ref.volumeId, index: ref.index, replica: peer, code: err.code })
+        if (err.code === 'TORUS_CORRUPT') (corrupt ??= []).push(peer)
         this.#noteSuspect(peer, err)
         errors.push(err)
       }
@@ -1301,6 +1328,20 @@ export class DistributedBlockStore extends AbstractBlockStore {
     const now = Date.now()
     const suspect = (p: PeerId): boolean => (this.#suspect.get(p) ?? 0) > now
     return [...usable.filter((p) => !suspect(p)), ...usable.filter(suspect)]
+  }
+
+  /**
+   * Replicas whose copy of `ref` failed its checksums (or could not be read from disk) while
+   * another replica served the block: they serve it no more, and the next mutation of the block,
+   * a new tenure or repair records that and repair puts a good copy there. Only when another
+   * replica served it: the last readable copy is never shut out.
+   */
+  #reportCorrupt(ref: BlockRef, peers: readonly PeerId[]): void {
+    const owners = this.#replicasFor(ref)
+    const bad = peers.filter((p) => owners.includes(p) && this.#stale.get(ref.toString())?.has(p) !== true)
+    if (bad.length === 0) return
+    this.#markStaleUnrecorded(ref, bad)
+    this.#log.warn('replica copy failed its checksums; it serves the block no more until repaired', { volume: ref.volumeId, index: ref.index, replicas: bad })
   }
 
   #noteSuspect(peer: PeerId, err: TorusError): void {

@@ -3,7 +3,7 @@ import type { DistributedBlockStore } from './distributed-block-store.js'
 
 export interface RepairLoopOptions {
   store: DistributedBlockStore
-  metadata: Pick<MetadataStore, 'clearStaleReplicas' | 'listStaleReplicas'>
+  metadata: Pick<MetadataStore, 'clearStaleReplicas' | 'listStaleReplicas' | 'addStaleReplicas'>
   /** The volumes this gateway holds the lock of now (only a holder may repair). */
   volumes: () => Iterable<{ id: VolumeId; name: string }>
   /** Pause between passes (default 10 s); a pass also starts on `kick()`. */

@@ -181,6 +181,43 @@ describe('repairVolume racing writes', () => {
   }
 })
 
+describe('a copy that fails its checksums', () => {
+  it('is shut out when another replica serves the block, recorded and replaced by repair', async () => {
+    const { c, metadata, volumeId, a, b, x } = await setUp()
+    await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
+    const ref = blockOn(c, volumeId, [a.peer, x.peer])
+    await b.store.write(ref, 0, new Uint8Array(B).fill(0x42))
+    await b.store.flush()
+    // a's bytes change behind its replica's back; x's stay good.
+    const first = b.store.ring.peersFor(blockKey(volumeId, ref.index))[0] === a.peer ? a : x
+    const second = first === a ? x : a
+    await first.local.put(ref, new Uint8Array(B).fill(0x66))
+    const target = new Uint8Array(B)
+    await b.store.read(ref, 0, target)
+    expect(target[0]).toBe(0x42)
+    expect(b.store.staleReplicas(ref)).toEqual([first.peer])
+    // Repair records the mark, puts a good copy there and clears the record.
+    const report = await repairUntil(b.store, volumeId, metadata, (r) => r.remaining === 0)
+    expect(report.repaired).toBe(1)
+    expect(await metadata.listStaleReplicas(volumeId)).toEqual([])
+    expect((await first.local.get(ref))![0]).toBe(0x42)
+    c.isolate(second)
+    await b.store.read(ref, 0, target)
+    expect(target[0]).toBe(0x42)
+  })
+
+  it('is not shut out when it is the only copy that answers', async () => {
+    const { c, metadata, volumeId, a, b, x } = await setUp()
+    await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
+    const ref = blockOn(c, volumeId, [a.peer, x.peer])
+    await b.store.write(ref, 0, new Uint8Array(B).fill(0x42))
+    await a.local.put(ref, new Uint8Array(B).fill(0x66))
+    c.isolate(x)
+    await expect(b.store.read(ref, 0, new Uint8Array(B))).rejects.toMatchObject({ code: 'TORUS_UNAVAILABLE' })
+    expect(b.store.staleReplicas(ref)).toEqual([])
+  })
+})
+
 describe('repairVolume: a member stale for the whole volume', () => {
   it('gives it every block it owns, drops what it should not hold, and makes it a replica again', async () => {
     const { c, metadata, volumeId, a, b, x } = await setUp()
@@ -280,7 +317,7 @@ describe('repairVolume across tenures', () => {
     await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
     c.restore(a)
     // b brings a back, but the metadata store refuses the clear: a is current in b's memory only.
-    const refusing = { listStaleReplicas: metadata.listStaleReplicas.bind(metadata), clearStaleReplicas: async () => Promise.reject(new Error('etcd down')) }
+    const refusing = { listStaleReplicas: metadata.listStaleReplicas.bind(metadata), addStaleReplicas: metadata.addStaleReplicas.bind(metadata), clearStaleReplicas: async () => Promise.reject(new Error('etcd down')) }
     await repairUntil(b.store, volumeId, metadata, (r) => r.rejoined === 1, { metadata: refusing })
     expect(b.store.volumeStaleReplicas(volumeId)).toEqual([])
     // x takes over, trusting the record: a block on {a, b} goes to b only.
