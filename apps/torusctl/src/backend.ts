@@ -1,5 +1,13 @@
-import type { ClusterConfig, PeerStatus, RingDescriptor, RingType, VolumeInfo } from '@torus/core'
+import type { ClusterConfig, PeerStatus, RingDescriptor, RingType, StaleReplica, VolumeInfo, VolumeLock } from '@torus/core'
 import type { DaemonStatus } from './client.js'
+
+/** What `volume status` shows of a cluster volume. */
+export interface VolumeHealth {
+  info: VolumeInfo
+  /** The write lock, when some gateway serves the volume. */
+  lock: VolumeLock | undefined
+  stale: StaleReplica[]
+}
 
 /** What `init` asks for; a missing field takes the backend's default. */
 export interface InitRequest {
@@ -39,6 +47,11 @@ export interface ClusterBackend {
    * with `details.currentVersion` where the backend knows it). Resolves to the stored ring.
    */
   setRing(next: RingDescriptor, options?: { force?: boolean }): Promise<RingDescriptor>
+  /**
+   * A volume's lock and stale-replica records; only a cluster's metadata has them (absent for a
+   * single torusd, which keeps one copy). TORUS_NOT_FOUND for an unknown volume.
+   */
+  volumeHealth?(name: string): Promise<VolumeHealth>
   /** The daemon's own status; only a single torusd has one (absent for etcd clusters). */
   daemonStatus?(): Promise<DaemonStatus>
   /** Releases connections so the process can exit. Safe to call twice. */

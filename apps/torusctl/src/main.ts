@@ -6,7 +6,7 @@ import { init } from './commands/init.js'
 import { listPeers, peerAdd, peerForget, peerRemove } from './commands/peer.js'
 import { ringGet, ringSetReplication, ringSetType } from './commands/ring.js'
 import { status } from './commands/status.js'
-import { volumeCreateBlock, volumeDelete, volumeList } from './commands/volume.js'
+import { volumeCreateBlock, volumeDelete, volumeList, volumeStatus } from './commands/volume.js'
 import { resolveSecretFile, SECRET_FILE_ENV } from './cluster-secret.js'
 import { connect } from './connect.js'
 import { configPath, DEFAULT_ENDPOINT, DEFAULT_ETCD_PREFIX, resolveEndpoint, resolveEtcdPrefix, UsageError, type Endpoint } from './endpoint.js'
@@ -73,12 +73,18 @@ function volumeCommands(y: Argv<Global>): Argv<Global> {
     )
     .command('list', 'List volumes', (c) => c.example('$0 -o json volume list', 'as JSON'), (a) => run((b, ctx) => volumeList(b, ctx))(a))
     .command(
+      'status NAME',
+      'Who serves a volume, and whether every block has all its copies (stale replicas repair is working through); etcd clusters',
+      (c) => c.positional('NAME', { type: 'string', demandOption: true, describe: 'volume name' }).example('$0 volume status pad', 'lock holder and stale copies of pad'),
+      (a) => run((b, ctx) => volumeStatus(b, a.NAME, ctx))(a),
+    )
+    .command(
       'delete NAME',
       'Delete a volume and free its space (refused while it is in use)',
       (c) => c.positional('NAME', { type: 'string', demandOption: true }),
       (a) => run((b, ctx) => volumeDelete(b, a.NAME, ctx))(a),
     )
-    .demandCommand(1, 'volume: name a subcommand (create-block, list, delete)')
+    .demandCommand(1, 'volume: name a subcommand (create-block, list, status, delete)')
 }
 
 function peerCommands(y: Argv<Global>): Argv<Global> {

@@ -1,6 +1,6 @@
 import { isTorusError, normalizeRingDescriptor, parseSize, TorusError } from '@torus/core'
 import type { ClusterConfig, MetadataStore, PeerStatus, RingDescriptor, VolumeInfo } from '@torus/core'
-import type { ClusterBackend, InitRequest } from './backend.js'
+import type { ClusterBackend, InitRequest, VolumeHealth } from './backend.js'
 
 /** What `torusctl init` writes to a multi-node (etcd) cluster unless told otherwise. */
 export const CLUSTER_DEFAULTS = Object.freeze({
@@ -77,6 +77,15 @@ export class MetadataBackend implements ClusterBackend {
 
   deleteVolume(name: string): Promise<VolumeInfo> {
     return this.#call(() => this.#store.deleteVolume(name))
+  }
+
+  volumeHealth(name: string): Promise<VolumeHealth> {
+    return this.#call(async () => {
+      const info = await this.#store.getVolume(name)
+      if (info === undefined) throw new TorusError('TORUS_NOT_FOUND', `volume ${name} not found`, { details: { volume: name } })
+      const [lock, stale] = await Promise.all([this.#store.getVolumeLock(name), this.#store.listStaleReplicas(info.id)])
+      return { info, lock, stale }
+    })
   }
 
   listPeers(): Promise<PeerStatus[]> {

@@ -268,11 +268,15 @@ describe.skipIf(!haveSession)('a peer that was down while the volume was written
     // 2. A new open while `late` is still down: it missed that generation, so it is stale for the whole volume.
     await io(a, 'write -P 0x33 64M 32M', 'flush')
     expect(await staleKeys()).toContainEqual(expect.stringMatching(/\/all$/))
+    const degraded = await ctl(c, 'volume', 'status', 'pad')
+    expect(degraded).toMatch(/^REPLICAS {3}degraded: 1 peer\(s\) hold stale copies/m)
+    expect(degraded).toMatch(/\(down\): the whole volume, and \d+ block\(s\) recorded before$/m)
 
     // 3. `late` comes back; repair runs where the volume is served.
     await late.restart()
     holder = await hold()
     await until('repair to clear every stale record', 60_000, async () => ((await staleKeys()).length === 0 ? true : undefined), 500)
+    expect(await ctl(c, 'volume', 'status', 'pad')).toMatch(/^REPLICAS {3}complete: no stale copies$/m)
     const repairLog = a.logs().split('\n').filter((l) => /"msg":"repair/.test(l)).join('\n')
     expect(repairLog).toContain('"msg":"repair: peer is a replica of the volume again"')
     expect(repairLog).toContain('"msg":"repair: stale replicas caught up"')

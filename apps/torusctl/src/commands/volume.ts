@@ -40,3 +40,42 @@ function checkName(name: string): void {
     throw new UsageError(`invalid volume name ${JSON.stringify(name)}: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`)
   }
 }
+
+/**
+ * `volume status NAME`: who serves it (the write lock and its generation) and whether every
+ * block has all its copies — the stale-replica records repair works through.
+ */
+export async function volumeStatus(backend: ClusterBackend, name: string, ctx: CommandContext): Promise<string> {
+  checkName(name)
+  if (backend.volumeHealth === undefined) {
+    throw new UsageError(`volume status needs a cluster's etcd endpoint: ${backend.endpoint} is a single torusd, which keeps one copy of each block`)
+  }
+  const { info, lock, stale } = await backend.volumeHealth(name)
+  const peers = new Map((await backend.listPeers().catch(() => [])).map((p) => [p.id, p]))
+  const byPeer = new Map<string, { wholeVolume: boolean; blocks: number }>()
+  for (const r of stale) {
+    const e = byPeer.get(r.peer) ?? { wholeVolume: false, blocks: 0 }
+    if (r.index === 'all') e.wholeVolume = true
+    else e.blocks++
+    byPeer.set(r.peer, e)
+  }
+  const staleReplicas = [...byPeer].map(([peer, e]) => ({ peer, address: peers.get(peer)?.address, alive: peers.get(peer)?.alive, wholeVolume: e.wholeVolume, blocks: e.blocks }))
+  if (ctx.output === 'json') {
+    return renderJson({
+      volume: info,
+      lock: lock === undefined ? null : { holder: lock.holder, generation: lock.generation },
+      complete: staleReplicas.length === 0,
+      staleReplicas,
+    })
+  }
+  const lines = [
+    `VOLUME     ${info.name} (id ${info.id}, ${formatSize(info.sizeBytes)}, replication ${info.replication})`,
+    `SERVED BY  ${lock === undefined ? 'nobody (not open)' : `${lock.holder} (generation ${lock.generation})`}`,
+    `REPLICAS   ${staleReplicas.length === 0 ? 'complete: no stale copies' : `degraded: ${staleReplicas.length} peer(s) hold stale copies; repair replaces them while the volume is served`}`,
+  ]
+  for (const r of staleReplicas) {
+    const who = `${r.peer}${r.address === undefined ? '' : ` ${r.address}`}${r.alive === false ? ' (down)' : ''}`
+    lines.push(`  ${who}: ${r.wholeVolume ? 'the whole volume' : `${r.blocks} block(s)`}${r.wholeVolume && r.blocks > 0 ? `, and ${r.blocks} block(s) recorded before` : ''}`)
+  }
+  return `${lines.join('\n')}\n`
+}
