@@ -1,6 +1,7 @@
 // torusctl volume status over a MemoryMetadataStore: the lock holder and the stale copies repair
 // works through, as a table and as JSON; refused through a single torusd's control API.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { peerId } from '@torus/core'
 import { volumeStatus } from '../src/commands/volume.js'
 import { UsageError } from '../src/endpoint.js'
 import { GiB, MemoryCluster, PEER_A, PEER_B } from './helpers/memory-cluster.js'
@@ -28,9 +29,9 @@ describe('volume status', () => {
     await c.heartbeat(PEER_A)
     const lock = await c.store.lockVolume('pad', 'torusd/x@10.0.0.9:40000', await c.store.grantLease(10_000))
     await c.store.addStaleReplicas([
-      { volumeId: info.id, peer: PEER_A, index: 3, generation: lock.generation },
-      { volumeId: info.id, peer: PEER_A, index: 7, generation: lock.generation },
-      { volumeId: info.id, peer: PEER_B, index: 'all', generation: lock.generation },
+      { volumeId: info.id, peer: peerId(PEER_A), index: 3, generation: lock.generation },
+      { volumeId: info.id, peer: peerId(PEER_A), index: 7, generation: lock.generation },
+      { volumeId: info.id, peer: peerId(PEER_B), index: 'all', generation: lock.generation },
     ])
     const out = await volumeStatus(c.backend, 'pad', c.ctx())
     expect(out).toContain(`SERVED BY  torusd/x@10.0.0.9:40000 (generation ${lock.generation})`)

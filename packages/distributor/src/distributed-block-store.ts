@@ -184,8 +184,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
   readonly #rejoining = new Map<string, Rejoin>()
   /** Per volume, repairs this tenure confirmed whose records are still to be cleared (see #clearConfirmed). */
   readonly #toClear = new Map<VolumeId, { generation: number; items: Map<string, { peer: PeerId; index: number | 'all' }> }>()
-  /** Volumes a repair's flush found fenced, not yet told to a client's flush (see #serialFlush). */
-  readonly #fencedUntold = new Set<VolumeId>()
+  /** Told-once flush errors a repair's flush met, per volume, for the next client flush (see #serialFlush). */
+  readonly #untold = new Map<VolumeId, TorusError>()
   /** The repair running per volume (repairs of one volume run one after another). */
   readonly #repairs = new Map<VolumeId, Promise<RepairReport>>()
 
@@ -394,7 +394,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
   }
 
   #dropRepairState(volumeId: VolumeId): void {
-    this.#fencedUntold.delete(volumeId)
+    this.#untold.delete(volumeId)
     const prefix = `${volumeId}:`
     for (const key of [...this.#rejoining.keys()]) if (key.startsWith(prefix)) this.#rejoining.delete(key)
     this.#toClear.delete(volumeId)
@@ -447,6 +447,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
       this.#log.warn('repair: stale marks could not be recorded yet', { volume: tenure.volumeId, code: isTorusError(err) ? err.code : undefined })
       return
     }
+    tenure.check()
     for (const { peer, index } of owed) {
       const key = `${tenure.volumeId}:${index}`
       const set = this.#unrecorded.get(key)
@@ -508,7 +509,10 @@ export class DistributedBlockStore extends AbstractBlockStore {
       })
       if (copied.length === 0) continue
       try {
-        await this.#serialFlush(options, true)
+        // Without the repair's signal: an aborted flush request would count as a replica that
+        // cannot flush and be recorded stale. The signal is checked around it instead.
+        await this.#serialFlush(undefined, true)
+        throwIfAborted(options.signal)
       } catch (err) {
         if (this.#endsRepair(err, volumeId)) throw err
         // Replicas that did flush are current again (the flush confirmed them); the rest wait.
@@ -721,8 +725,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
           live()
           // Flush as we go: the copies must be durable, and flushed dirty entries are dropped,
           // so a long rejoin does not pile them up. Every flush round checks a rejoining peer's
-          // run (see #flushRound).
-          await this.#serialFlush(options, true)
+          // run (see #flushRound). Without the repair's signal (see #repairBlocks).
+          await this.#serialFlush(undefined, true)
           live()
         }
         // A block may have been put back on `pending` by a mutation that failed on the peer
@@ -843,6 +847,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
   protected async _read(ref: BlockRef, offsetBytes: number, target: Uint8Array, options?: AbortOptions): Promise<boolean> {
     const errors: unknown[] = []
     let corrupt: PeerId[] | undefined
+    let restarted: PeerId[] | undefined
     for (const peer of this.#readOrder(ref)) {
       try {
         let allocated: boolean
@@ -855,12 +860,17 @@ export class DistributedBlockStore extends AbstractBlockStore {
         }
         this.#noteAllocated(ref, allocated)
         this.#suspect.delete(peer)
-        if (corrupt !== undefined) this.#reportCorrupt(ref, corrupt)
+        if (restarted !== undefined) this.#markStaleUnrecorded(ref, restarted.filter((p) => this.#dirty.get(p)?.blocks.has(ref.toString()) === true))
+        if (corrupt !== undefined) this.#reportCorrupt(ref, corrupt, peer, offsetBytes === 0 && target.byteLength === this.blockSizeBytes)
         return allocated
       } catch (err) {
         if (isTorusError(err, 'TORUS_ABORTED') || !isTorusError(err)) throw err
         this.#log.warn('replica read failed', { volume: ref.volumeId, index: ref.index, replica: peer, code: err.code })
         if (err.code === 'TORUS_CORRUPT') (corrupt ??= []).push(peer)
+        // A replica that may have lost unflushed writes of the block serves no read of it; once
+        // another replica served the block it serves none until repaired (the next flush records
+        // it, or finds the writes lost everywhere). Not before: the last copy is never shut out.
+        if (/^replica restarted since it acknowledged/.test(err.message)) (restarted ??= []).push(peer)
         this.#noteSuspect(peer, err)
         errors.push(err)
       }
@@ -914,17 +924,18 @@ export class DistributedBlockStore extends AbstractBlockStore {
 
   /**
    * `internal`: a flush of repair's, not a client's. Some flush errors are told once and then
-   * forgotten: writes a restarted replica lost (an internal flush leaves them owed, so the next
-   * flush finds them again) and a volume fenced for good (an internal flush drops its writes, as
-   * a client's does, so they stop failing every round, and the client's next flush is told).
+   * forgotten: writes a restarted replica lost, and a volume fenced for good. An internal flush
+   * settles them as a client's would (drops what is gone, so later rounds and reads are not held
+   * up by it) and keeps the error for the client's next flush.
    */
   #serialFlush(options: AbortOptions | undefined, internal: boolean): Promise<void> {
     const run = async (): Promise<void> => {
       await this.#flushRound(options, internal)
       if (internal) return
-      for (const volumeId of this.#fencedUntold) {
-        this.#fencedUntold.delete(volumeId)
-        throw new TorusError('TORUS_LEASE_EXPIRED', `volume ${volumeId} was taken over by a newer holder; its unflushed writes here were refused`, { details: { volumeId } })
+      // Flushes cover every volume of this store, so whichever client flushes next hears it.
+      for (const [volumeId, err] of this.#untold) {
+        this.#untold.delete(volumeId)
+        throw err
       }
     }
     const next = this.#flushing.then(run, run)
@@ -962,7 +973,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
       const fenced = (o.error.details as { volumeId?: unknown } | undefined)?.volumeId
       if (typeof fenced === 'number') {
         this.#dropVolume(owed, fenced as VolumeId)
-        if (internal) this.#fencedUntold.add(fenced as VolumeId)
+        if (internal && isTorusError(o.error) && !this.#untold.has(fenced as VolumeId)) this.#untold.set(fenced as VolumeId, o.error)
       }
       this.#restoreDirty(o.peer, owed)
     }
@@ -1087,11 +1098,12 @@ export class DistributedBlockStore extends AbstractBlockStore {
       }
     }
     if (gone.length > 0) {
-      // Told once, to a client: repair's own flush leaves the loss for the client's next flush.
-      if (internal) for (const { ref, peers } of lost.values()) if (gone.includes(ref)) this.#owe(ref, peers)
-      throw new TorusError('TORUS_UNAVAILABLE', `writes were lost: every replica that acknowledged them restarted before making them durable (${gone.length} block(s))`, {
+      const error = new TorusError('TORUS_UNAVAILABLE', `writes were lost: every replica that acknowledged them restarted before making them durable (${gone.length} block(s))`, {
         details: { volumeId: gone[0]!.volumeId, index: gone[0]!.index, blocks: gone.map((r) => [r.volumeId, r.index]) },
       })
+      // Told once, to a client: repair's own flush keeps it for the client's next flush.
+      if (internal && !this.#untold.has(gone[0]!.volumeId)) this.#untold.set(gone[0]!.volumeId, error)
+      throw error
     }
     if (recordError !== undefined) throw recordError
   }
@@ -1159,7 +1171,6 @@ export class DistributedBlockStore extends AbstractBlockStore {
   #checkNotRestarted(ref: BlockRef, peer: PeerId, incarnation: string): void {
     const acked = this.#dirty.get(peer)?.blocks.get(ref.toString())
     if (acked === undefined || (!acked.mixed && acked.incarnation === incarnation)) return
-    this.#markStaleUnrecorded(ref, [peer])
     throw new TorusError('TORUS_UNAVAILABLE', 'replica restarted since it acknowledged unflushed writes of the block', {
       details: { volumeId: ref.volumeId, index: ref.index, peer },
     })
@@ -1295,7 +1306,10 @@ export class DistributedBlockStore extends AbstractBlockStore {
   /** Takes a rejoining peer's outcome; false when its repair is over and it counts as a replica. */
   #settleRejoiner(ref: BlockRef, o: Outcome, incarnations: Map<PeerId, string>, kind: 'write' | 'put' | 'delete'): boolean {
     const rejoin = this.#rejoining.get(`${ref.volumeId}:${o.peer}`)
-    if (rejoin === undefined) return false
+    // The rejoin ended while this was in flight: a peer that rejoined is a replica like the
+    // others; one still stale for the whole volume (the rejoin failed or was stopped) counts for
+    // nothing — its acknowledgement must not be the one that lets the write complete.
+    if (rejoin === undefined) return this.#volumeStale.get(ref.volumeId)?.has(o.peer) === true
     // A newer holder fenced the peer: that fails the mutation, like any replica's refusal.
     if (!o.ok && isTorusError(o.error, 'TORUS_LEASE_EXPIRED')) return false
     if (!o.ok) {
@@ -1336,12 +1350,30 @@ export class DistributedBlockStore extends AbstractBlockStore {
    * a new tenure or repair records that and repair puts a good copy there. Only when another
    * replica served it: the last readable copy is never shut out.
    */
-  #reportCorrupt(ref: BlockRef, peers: readonly PeerId[]): void {
-    const owners = this.#replicasFor(ref)
-    const bad = peers.filter((p) => owners.includes(p) && this.#stale.get(ref.toString())?.has(p) !== true)
-    if (bad.length === 0) return
-    this.#markStaleUnrecorded(ref, bad)
-    this.#log.warn('replica copy failed its checksums; it serves the block no more until repaired', { volume: ref.volumeId, index: ref.index, replicas: bad })
+  #reportCorrupt(ref: BlockRef, peers: readonly PeerId[], servedBy: PeerId, wholeBlock: boolean): void {
+    const mark = (): void => {
+      const owners = this.#replicasFor(ref)
+      const bad = peers.filter((p) => owners.includes(p) && this.#stale.get(ref.toString())?.has(p) !== true)
+      if (bad.length === 0) return
+      this.#markStaleUnrecorded(ref, bad)
+      this.#log.warn('replica copy failed its checksums; it serves the block no more until repaired', { volume: ref.volumeId, index: ref.index, replicas: bad })
+    }
+    if (wholeBlock) return mark()
+    // The read covered part of the block: another sector of the bad copy may be the only good
+    // one. Shut it out only once the replica that served reads the whole block back intact.
+    void this.#readWholeFrom(servedBy, ref).then(mark, () => {})
+  }
+
+  /** The whole block from one replica (checksums verified), or a rejection. */
+  async #readWholeFrom(peer: PeerId, ref: BlockRef): Promise<void> {
+    const block = new Uint8Array(this.blockSizeBytes)
+    if (peer === this.peerId && this.#replica !== undefined) {
+      await this.#replica.read(ref, 0, block)
+      return
+    }
+    const reply = await this.#request(peer, REPLICA_METHODS.read, { volumeId: ref.volumeId, index: ref.index, offset: 0, length: block.byteLength })
+    this.#checkNotRestarted(ref, peer, incarnationOf(reply))
+    parseRead(reply, block)
   }
 
   #noteSuspect(peer: PeerId, err: TorusError): void {
