@@ -136,6 +136,8 @@ export const TORUSD_NODE_FLAGS: readonly string[]
 export function startCluster(options?: ClusterOptions): Promise<Cluster>
 /** Stops the processes recorded in `dir`/cluster.json by the CLI's `up` and removes `dir`. */
 export function downCluster(dir: string, options?: { graceMs?: number; log?: (line: string) => void }): Promise<Array<{ name: string; pid: number; result: string }>>
+/** Starts node `index` recorded in `dir` again (same data dir, ports, flags), detached; `restart` stops it first if it runs. */
+export function startRecordedNode(dir: string, index: number, options?: { restart?: boolean; graceMs?: number; readyTimeoutMs?: number }): Promise<{ name: string; pid: number }>
 /** Which processes recorded in `dir` are alive and answering. */
 export function clusterStatus(dir: string): Promise<{
   dir: string

@@ -445,8 +445,43 @@ class TorusNode extends Proc {
   }
 
   toJSON() {
-    return { index: this.index, ...super.toJSON(), ports: this.ports, dataDir: this.dataDir, nbd: this.nbdUri(), http: this.httpUrl, peer: this.peerAddress }
+    const o = this.o
+    return {
+      index: this.index,
+      ...super.toJSON(),
+      ports: this.ports,
+      dataDir: this.dataDir,
+      nbd: this.nbdUri(),
+      http: this.httpUrl,
+      peer: this.peerAddress,
+      // What `start`/`restart` need to run the same torusd again.
+      spawn: { etcdEndpoint: o.etcdEndpoint, prefix: o.prefix, secretFile: o.secretFile, size: o.size, leaseTtl: o.leaseTtl, logLevel: o.logLevel, extraArgs: o.extraArgs, execArgv: o.execArgv, env: o.env },
+    }
   }
+}
+
+/**
+ * Starts node `index` of the cluster recorded in `dir` again (same data dir, ports and flags),
+ * detached, once it is down — after `kill -9`, say; with `restart`, stops it first. Resolves when
+ * it logs "torusd ready", with its new PID recorded in cluster.json.
+ */
+export async function startRecordedNode(dir, index, { restart = false, graceMs = DEFAULTS.graceMs, readyTimeoutMs = DEFAULTS.readyTimeoutMs } = {}) {
+  const state = readState(dir)
+  const n = state.nodes?.find((x) => x.index === index)
+  if (n === undefined) throw new UsageError(`no node${index} in ${dir} (nodes: ${(state.nodes ?? []).map((x) => `node${x.index}`).join(', ') || 'none'})`)
+  if (n.spawn === undefined) throw new ClusterError(`${path.join(dir, STATE_FILE)} was written by an older tool: it does not record how node${index} was started`)
+  if (isOurs(n.pid, n.marker) && !isZombie(n.pid)) {
+    if (!restart) throw new ClusterError(`node${index} is running (pid ${n.pid}); use restart, or stop it first`)
+    await stopPid(n.pid, n.marker, graceMs)
+  }
+  const node = new TorusNode({ ...n.spawn, index, dataDir: n.dataDir, logPath: n.log, ports: n.ports, detached: true, readyTimeoutMs })
+  await node.start()
+  node.detach()
+  // Read again: another start may have written meanwhile.
+  const now = readState(dir)
+  now.nodes = now.nodes.map((x) => (x.index === index ? { ...x, pid: node.pid } : x))
+  fs.writeFileSync(path.join(dir, STATE_FILE), `${JSON.stringify(now, null, 2)}\n`)
+  return { name: `node${index}`, pid: node.pid }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -661,6 +696,9 @@ commands:
   status    show which recorded processes are alive and answering (exit 0 if all are, 3 if not)
   down      stop the recorded processes (SIGTERM, then SIGKILL after --grace seconds; each PID is
             checked in /proc to still be ours) and remove DIR and etcd's data dir
+  start     --node N: start node N again (same data dir, ports and flags) after it went down,
+            e.g. after kill -9; waits until it logs "torusd ready" and records its new PID
+  restart   --node N: the same, stopping it first if it runs
 
 options for up:
   --nodes N          torusd processes (default ${DEFAULTS.nodes}; 0 runs etcd alone)
@@ -679,6 +717,7 @@ options for all commands:
                      up needs it new or empty, down removes it
   --grace S          seconds between SIGTERM and SIGKILL when stopping (default ${DEFAULTS.graceMs / 1000})
   --json             status: print JSON
+  --node N           start, restart: which node (0 is node0)
   -h, --help         this text
 
 example:
@@ -689,7 +728,7 @@ example:
 
 const FLAGS = {
   nodes: 'int', size: 'string', replication: 'int', 'ring-type': 'string', 'lease-ttl': 'number', prefix: 'string',
-  'log-level': 'string', dir: 'string', grace: 'number', foreground: 'bool', 'no-init': 'bool', json: 'bool', help: 'bool',
+  'log-level': 'string', dir: 'string', grace: 'number', foreground: 'bool', 'no-init': 'bool', json: 'bool', help: 'bool', node: 'int',
 }
 
 function parseCli(argv) {
@@ -827,8 +866,15 @@ async function cli(argv) {
       log(`down: ${results.length} process(es) handled; removed ${dir}`)
       return 0
     }
+    case 'start':
+    case 'restart': {
+      if (args.node === undefined) throw new UsageError(`${command} needs --node N`)
+      const started = await startRecordedNode(dir, args.node, { restart: command === 'restart', graceMs })
+      log(`${started.name} started again: pid ${started.pid}`)
+      return 0
+    }
     default:
-      throw new UsageError(`unknown command ${command} (up, status, down; see --help)`)
+      throw new UsageError(`unknown command ${command} (up, status, down, start, restart; see --help)`)
   }
 }
 

@@ -103,8 +103,8 @@ export function resolveNbdServerConfig(flags: RawNbdServerOptions, env: NodeJS.P
   if (repairRaw !== '0') {
     try {
       repairRateBytes = parseSize(repairRaw)
-    } catch (err) {
-      throw new UsageError(`--repair-rate/TORUS_REPAIR_RATE: ${(err as Error).message}`)
+    } catch {
+      throw new UsageError(`--repair-rate/TORUS_REPAIR_RATE: invalid rate ${JSON.stringify(repairRaw)}: give bytes per second, e.g. 64MiB or 64MiB/s; 0 turns repair off`)
     }
   }
 

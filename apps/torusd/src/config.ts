@@ -133,7 +133,14 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
   const repairRaw = String(pick(flags.repairRate, 'TORUS_REPAIR_RATE') ?? DEFAULTS.repairRate)
   // A size per second: `64MiB` or `64MiB/s`; 0 turns repair off.
   const repairRate = repairRaw.trim().replace(/\/s$/i, '')
-  const repairRateBytes = repairRate === '0' ? 0 : size('--repair-rate/TORUS_REPAIR_RATE', repairRate)
+  let repairRateBytes = 0
+  if (repairRate !== '0') {
+    try {
+      repairRateBytes = parseSize(repairRate)
+    } catch {
+      throw new ConfigError(`--repair-rate/TORUS_REPAIR_RATE: invalid rate ${JSON.stringify(repairRaw)}: give bytes per second, e.g. 64MiB or 64MiB/s; 0 turns repair off`)
+    }
+  }
 
   const clusterSecret = readClusterSecret(flags.clusterSecretFile ?? nonEmpty(env.TORUS_CLUSTER_SECRET_FILE), nonEmpty(env.TORUS_CLUSTER_SECRET))
 

@@ -322,7 +322,7 @@ export class Daemon {
           usedBytes: usage.usedBytes,
           // Rebalance is not built; repair copies only for the volumes this node serves.
           rebalanceBytesPerSec: 0,
-          repairBytesPerSec: this.#repair?.stats.remaining === 0 ? 0 : (this.#repair?.stats.bytesPerSec ?? 0),
+          repairBytesPerSec: this.#repair?.stats.bytesPerSec ?? 0,
           version: VERSION,
         }
       },

@@ -85,6 +85,8 @@ export interface RepairOptions extends AbortOptions {
   concurrency?: number
   /** Blocks copied before a flush makes them durable and their records are cleared (default 64). */
   batchBlocks?: number
+  /** Told the bytes of each copy as it lands (progress for metrics and heartbeats). */
+  onProgress?: (bytes: number) => void
 }
 
 export interface RepairReport {
@@ -186,6 +188,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
   readonly #toClear = new Map<VolumeId, { generation: number; items: Map<string, { peer: PeerId; index: number | 'all' }> }>()
   /** Told-once flush errors a repair's flush met, per volume, for the next client flush (see #serialFlush). */
   readonly #untold = new Map<VolumeId, TorusError>()
+  /** Rate limits of #warnThrottled, by key. */
+  readonly #throttle = new Map<string, { until: number; suppressed: number }>()
   /** The repair running per volume (repairs of one volume run one after another). */
   readonly #repairs = new Map<VolumeId, Promise<RepairReport>>()
 
@@ -383,6 +387,11 @@ export class DistributedBlockStore extends AbstractBlockStore {
     return this.#staleCount(volumeId) > 0
   }
 
+  /** How many stale marks of `volumeId` repair could act on (see `RepairReport.remaining`). */
+  staleMarkCount(volumeId: VolumeId): number {
+    return this.#staleCount(volumeId)
+  }
+
   /**
    * Ends this gateway's tenure of `volumeId` (its lock was released or lost): no generation to
    * send any more, and a repair in progress stops at its next step. Stale marks stay (a later
@@ -492,19 +501,31 @@ export class DistributedBlockStore extends AbstractBlockStore {
       for (const peer of peers) if (out?.has(peer) !== true) todo.push({ ref, peer })
     }
     const batch = Math.max(1, options.batchBlocks ?? 64)
+    // A peer that cannot be reached is left for the next pass after its first failure (one log
+    // line per peer per pass, not one per block).
+    const unreachable = new Set<PeerId>()
     for (let start = 0; start < todo.length; start += batch) {
       const copied: { ref: BlockRef; peer: PeerId }[] = []
       await eachLimited(todo.slice(start, start + batch), options.concurrency ?? 4, async (item) => {
         tenure.check()
+        if (unreachable.has(item.peer)) return
         try {
           const bytes = await this.#repairCopy(tenure, item.ref, item.peer)
           if (bytes === undefined) return
           copied.push(item)
           report.bytes += bytes
+          options.onProgress?.(bytes)
           await pace(bytes)
         } catch (err) {
           if (this.#endsRepair(err, volumeId)) throw err
-          this.#log.warn('repair: block copy failed', { volume: volumeId, index: item.ref.index, peer: item.peer, code: isTorusError(err) ? err.code : undefined })
+          const code = isTorusError(err) ? err.code : undefined
+          if (code === 'TORUS_UNAVAILABLE' || code === 'TORUS_TIMEOUT') {
+            if (unreachable.has(item.peer)) return
+            unreachable.add(item.peer)
+            this.#log.warn('repair: a stale peer cannot be reached; its blocks wait for the next pass', { volume: volumeId, peer: item.peer, code })
+            return
+          }
+          this.#log.warn('repair: block copy failed', { volume: volumeId, index: item.ref.index, peer: item.peer, code })
         }
       })
       if (copied.length === 0) continue
@@ -719,6 +740,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
               rejoin.pending.delete(index)
               bytes = copy.bytes
               report.bytes += copy.bytes
+              options.onProgress?.(copy.bytes)
             })
             await pace(bytes)
           })
@@ -865,7 +887,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
         return allocated
       } catch (err) {
         if (isTorusError(err, 'TORUS_ABORTED') || !isTorusError(err)) throw err
-        this.#log.warn('replica read failed', { volume: ref.volumeId, index: ref.index, replica: peer, code: err.code })
+        this.#warnThrottled(`read:${peer}:${err.code}`, 'replica read failed', { volume: ref.volumeId, index: ref.index, replica: peer, code: err.code })
         if (err.code === 'TORUS_CORRUPT') (corrupt ??= []).push(peer)
         // A replica that may have lost unflushed writes of the block serves no read of it; once
         // another replica served the block it serves none until repaired (the next flush records
@@ -1278,7 +1300,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
       if (failed.length > 0) {
         // Whatever happens next, these replicas may lack this mutation: never read the block from them.
         this.#markStaleUnrecorded(ref, failed.map((o) => o.peer))
-        this.#log.warn('replica write failed', { volume: ref.volumeId, index: ref.index, replicas: failed.map((o) => o.peer) })
+        this.#warnThrottled(`write:${failed.map((o) => o.peer).join(',')}`, 'replica write failed', { volume: ref.volumeId, index: ref.index, replicas: failed.map((o) => o.peer) })
         if (this.#onDegraded === undefined) throw unavailable(`the ${kind} reached only some replicas`, ref, failed.map((o) => o.error))
       }
       const missed = [...failed.map((o) => o.peer), ...unrecorded.filter((p) => owed?.has(p) === true)]
@@ -1342,6 +1364,22 @@ export class DistributedBlockStore extends AbstractBlockStore {
     const now = Date.now()
     const suspect = (p: PeerId): boolean => (this.#suspect.get(p) ?? 0) > now
     return [...usable.filter((p) => !suspect(p)), ...usable.filter(suspect)]
+  }
+
+  /**
+   * Logs `msg` at most once per 10 s per `key` (a peer that is down fails every write sent to it),
+   * with the number of occurrences left out since the last line.
+   */
+  #warnThrottled(key: string, msg: string, fields: Record<string, unknown>): void {
+    const now = Date.now()
+    const seen = this.#throttle.get(key)
+    if (seen !== undefined && now < seen.until) {
+      seen.suppressed++
+      return
+    }
+    this.#log.warn(msg, seen === undefined || seen.suppressed === 0 ? fields : { ...fields, alsoSince: seen.suppressed })
+    this.#throttle.set(key, { until: now + 10_000, suppressed: 0 })
+    if (this.#throttle.size > 1000) this.#throttle.clear()
   }
 
   /**

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { isTorusError, silentLogger, type Logger, type MetadataStore, type VolumeId } from '@torus/core'
 import type { DistributedBlockStore } from './distributed-block-store.js'
 
@@ -18,13 +19,19 @@ export interface RepairStats {
   repairedBlocks: number
   /** Whole-volume stale members made replicas again since start. */
   rejoinedPeers: number
+  /** Bytes copied to stale replicas since start (counted as each copy lands). */
   bytes: number
-  /** Stale marks still held for the held volumes after the last pass. */
-  remaining: number
-  /** Bytes copied per second over the last pass (0 when idle). */
-  bytesPerSec: number
+  /** Stale marks the held volumes have now (repair's work left; live). */
+  readonly remaining: number
+  /** Bytes copied per second over the last few seconds (0 when idle). */
+  readonly bytesPerSec: number
   passes: number
 }
+
+/** How far back the copy rate looks. */
+const RATE_WINDOW_MS = 5_000
+/** Longest pause between passes while marks are left and nothing progresses (a peer still down). */
+const MAX_BACKOFF_MS = 5_000
 
 /**
  * Repairs, in the background, the stale replicas of the volumes this gateway holds
@@ -41,11 +48,43 @@ export class RepairLoop {
   #running: Promise<void> | undefined
   #again = false
   #stopped = false
-  readonly stats: RepairStats = { repairedBlocks: 0, rejoinedPeers: 0, bytes: 0, remaining: 0, bytesPerSec: 0, passes: 0 }
+  /** Recent copies, for the rate: [time, bytes]. */
+  readonly #recent: [number, number][] = []
+  readonly stats: RepairStats
 
   constructor(options: RepairLoopOptions) {
     this.#opts = options
     this.#log = (options.logger ?? silentLogger).child({ component: 'repair' })
+    // Every request of a pass listens on this one signal.
+    setMaxListeners(0, this.#abort.signal)
+    const loop = this
+    this.stats = {
+      repairedBlocks: 0,
+      rejoinedPeers: 0,
+      bytes: 0,
+      passes: 0,
+      get remaining(): number {
+        let n = 0
+        for (const v of loop.#opts.volumes()) n += loop.#opts.store.staleMarkCount(v.id)
+        return n
+      },
+      get bytesPerSec(): number {
+        return loop.#rate()
+      },
+    }
+  }
+
+  #rate(): number {
+    const now = Date.now()
+    while (this.#recent.length > 0 && this.#recent[0]![0] < now - RATE_WINDOW_MS) this.#recent.shift()
+    const bytes = this.#recent.reduce((sum, [, b]) => sum + b, 0)
+    return Math.round(bytes / (RATE_WINDOW_MS / 1000))
+  }
+
+  #progress = (bytes: number): void => {
+    this.stats.bytes += bytes
+    if (bytes > 0) this.#recent.push([Date.now(), bytes])
+    if (this.#recent.length > 100_000) this.#recent.splice(0, this.#recent.length - 100_000)
   }
 
   start(): void {
@@ -80,7 +119,7 @@ export class RepairLoop {
 
   /**
    * Next pass: after `intervalMs` when nothing is left; while marks are left, after 1 s, then
-   * doubling up to `intervalMs` as long as passes make no progress (a peer still down), so a
+   * doubling up to 5 s as long as passes make no progress (a peer still down), so a
    * mark that becomes repairable (a peer back, a tenure's first write recording its marks) is
    * picked up quickly without spinning on one that is not.
    */
@@ -88,13 +127,14 @@ export class RepairLoop {
     if (this.#stopped) return
     clearTimeout(this.#timer)
     const interval = this.#opts.intervalMs ?? 10_000
-    const delay = this.#again ? 0 : this.stats.remaining === 0 ? interval : Math.min(interval, this.#backoffMs)
+    const delay = this.#again ? 0 : this.#lastRemaining === 0 ? interval : Math.min(interval, this.#backoffMs)
     this.#timer = setTimeout(() => void this.#pass(), delay)
     this.#timer.unref()
     this.#again = false
   }
 
   #backoffMs = 1000
+  #lastRemaining = 0
 
   #pass(): Promise<void> {
     if (this.#running !== undefined) return this.#running
@@ -107,8 +147,6 @@ export class RepairLoop {
 
   async #run(): Promise<void> {
     const { store, metadata } = this.#opts
-    const started = Date.now()
-    let bytes = 0
     let remaining = 0
     let progress = false
     for (const volume of this.#opts.volumes()) {
@@ -118,12 +156,11 @@ export class RepairLoop {
         const report = await store.repairVolume(volume.id, {
           metadata,
           signal: this.#abort.signal,
+          onProgress: this.#progress,
           ...(this.#opts.bytesPerSecond === undefined ? {} : { bytesPerSecond: this.#opts.bytesPerSecond }),
         })
         this.stats.repairedBlocks += report.repaired
         this.stats.rejoinedPeers += report.rejoined
-        this.stats.bytes += report.bytes
-        bytes += report.bytes
         remaining += report.remaining
         progress ||= report.repaired > 0 || report.rejoined > 0
         if (report.repaired > 0 || report.rejoined > 0 || report.remaining > 0) {
@@ -135,10 +172,8 @@ export class RepairLoop {
         this.#log.warn('repair pass failed; trying again later', { volume: volume.name, code: isTorusError(err) ? err.code : undefined, err })
       }
     }
-    this.#backoffMs = progress || remaining === 0 ? 1000 : Math.min(this.#backoffMs * 2, 60_000)
-    const seconds = (Date.now() - started) / 1000
-    this.stats.bytesPerSec = bytes > 0 && seconds > 0 ? Math.round(bytes / seconds) : 0
-    this.stats.remaining = remaining
+    this.#backoffMs = progress || remaining === 0 ? 1000 : Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS)
+    this.#lastRemaining = remaining
     this.stats.passes++
   }
 }

@@ -104,6 +104,34 @@ describe.skipIf(!haveEtcd)('tools/cluster CLI (needs etcd)', () => {
     expectGone(state)
   })
 
+  it('start --node N runs a node that was SIGKILLed again, with its data dir and ports; down stops the new process', async () => {
+    const dir = newDir()
+    expect((await cli('up', '--nodes', '2', '--size', '256MiB', '--lease-ttl', '3', '--dir', dir)).code).toBe(0)
+    const before = JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as State & { nodes: Array<{ ports: unknown }> }
+    const victim = before.nodes[1]!
+    expect((await cli('start', '--node', '1', '--dir', dir)).stderr).toMatch(/node1 is running \(pid \d+\); use restart/)
+    process.kill(victim.pid, 'SIGKILL')
+    for (let i = 0; i < 50 && alive(victim.pid, victim.marker); i++) await new Promise((r) => setTimeout(r, 100))
+    expect((await cli('status', '--dir', dir)).code).toBe(3)
+    const started = await cli('start', '--node', '1', '--dir', dir)
+    expect(started.code, started.stderr).toBe(0)
+    expect(started.stderr).toMatch(/node1 started again: pid \d+/)
+    const after = JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as State & { nodes: Array<{ ports: unknown }> }
+    expect(after.nodes[1]!.pid).not.toBe(victim.pid)
+    expect(after.nodes[1]!.ports).toEqual(victim.ports)
+    expect(alive(after.nodes[1]!.pid, victim.marker)).toBe(true)
+    expect((await cli('status', '--dir', dir)).code).toBe(0)
+    // restart stops the running one first.
+    const restarted = await cli('restart', '--node', '1', '--dir', dir)
+    expect(restarted.code, restarted.stderr).toBe(0)
+    const third = JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as State
+    expect(alive(after.nodes[1]!.pid, victim.marker)).toBe(false)
+    expect((await cli('start', '--dir', dir)).code).toBe(2)
+    expect((await cli('start', '--node', '7', '--dir', dir)).code).toBe(2)
+    expect((await cli('down', '--dir', dir)).code).toBe(0)
+    expectGone(third)
+  })
+
   /** Starts `up --foreground` and resolves once it printed its summary. */
   async function foreground(dir: string) {
     const child = spawn(process.execPath, [tool, 'up', '--foreground', '--nodes', '1', '--size', '256MiB', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
