@@ -270,7 +270,8 @@ describe.skipIf(!haveSession)('a peer that was down while the volume was written
     expect(await staleKeys()).toContainEqual(expect.stringMatching(/\/all$/))
     const degraded = await ctl(c, 'volume', 'status', 'pad')
     expect(degraded).toMatch(/^REPLICAS {3}degraded: 1 peer\(s\) hold stale copies/m)
-    expect(degraded).toMatch(/\(down\): the whole volume, and \d+ block\(s\) recorded before$/m)
+    // (down) once its lease has run out, which may take up to the TTL after the kill.
+    expect(degraded).toMatch(/^ {2}[0-9a-f-]{36} ws:\/\/127\.0\.0\.1:\d+( \(down\))?: the whole volume, and \d+ block\(s\) recorded before$/m)
 
     // 3. `late` comes back; repair runs where the volume is served.
     await late.restart()
