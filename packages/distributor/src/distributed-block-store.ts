@@ -571,7 +571,14 @@ export class DistributedBlockStore extends AbstractBlockStore {
         sent = 0
         return
       }
-      const copy = await this.#copyBlock(tenure, ref, peer)
+      // No current replica can give the block now (down, or none is current): nothing to copy
+      // from, which says nothing about `peer` — its other blocks are still worth trying.
+      const read = await this.#readCurrent(ref).catch((err: unknown) => {
+        if (!isTorusError(err, 'TORUS_UNAVAILABLE')) throw err
+        return undefined
+      })
+      if (read === undefined) return
+      const copy = await this.#copyBlock(tenure, ref, peer, read)
       sent = copy.bytes
       this.#pendingCurrent.set(key, (this.#pendingCurrent.get(key) ?? new Map()).set(peer, { incarnation: copy.incarnation, round: this.#round }))
     })
