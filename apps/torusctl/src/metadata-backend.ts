@@ -81,7 +81,9 @@ export class MetadataBackend implements ClusterBackend {
 
   volumeHealth(name: string): Promise<VolumeHealth> {
     return this.#call(async () => {
-      const info = await this.#store.getVolume(name)
+      const [cluster, info] = await Promise.all([this.#store.getClusterConfig(), this.#store.getVolume(name)])
+      // A wrong -C or --etcd-prefix finds no cluster at all: say that, not "not found".
+      if (cluster === undefined) throw notInitialised(this)
       if (info === undefined) throw new TorusError('TORUS_NOT_FOUND', `volume ${name} not found`, { details: { volume: name } })
       const [lock, stale] = await Promise.all([this.#store.getVolumeLock(name), this.#store.listStaleReplicas(info.id)])
       return { info, lock, stale }

@@ -319,7 +319,7 @@ describe.skipIf(hosts.length === 0)('torusctl against etcd (built CLI)', () => {
   it('names etcd and the prefix when no cluster is there, for every command, volume list included', async () => {
     newPrefix() // never initialised
     const hint = `no Torus cluster in etcd ${hosts.join(',')} under prefix ${prefix}; run \`torusctl -C ${hosts.join(',')} --etcd-prefix ${prefix} init\` first, or check -C and --etcd-prefix`
-    for (const args of [['status'], ['volume', 'list'], ['list-peers'], ['ring', 'get'], ['volume', 'create-block', 'pad', '1GiB']]) {
+    for (const args of [['status'], ['volume', 'list'], ['list-peers'], ['ring', 'get'], ['volume', 'create-block', 'pad', '1GiB'], ['volume', 'status', 'pad']]) {
       const r = await ctl(...args)
       expect(r.code, args.join(' ')).toBe(1)
       expect(r.stderr, args.join(' ')).toBe(`torusctl: ${hint}\n`)

@@ -46,6 +46,15 @@ describe('volume status', () => {
     ])
   })
 
+  it('says no cluster is there (wrong endpoint or prefix) rather than "not found"', async () => {
+    const empty = await MemoryCluster.create({ init: false })
+    try {
+      await expect(volumeStatus(empty.backend, 'pad', empty.ctx())).rejects.toMatchObject({ code: 'TORUS_NOT_INITIALIZED' })
+    } finally {
+      await empty.close()
+    }
+  })
+
   it('fails for an unknown volume or a bad name, and needs a cluster', async () => {
     await expect(volumeStatus(c.backend, 'nope', c.ctx())).rejects.toMatchObject({ code: 'TORUS_NOT_FOUND' })
     await expect(volumeStatus(c.backend, 'bad/name', c.ctx())).rejects.toThrow(UsageError)
