@@ -2,6 +2,7 @@
 // with real leases as torusd does, time moves by hand so a lease really expires (DOWN), and the
 // ring changes go through the store's compare-and-swap. Asserts exact table text and JSON shapes.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { peerId } from '@torus/core'
 import { listPeers, peerAdd, peerForget, peerRemove, LIST_PEERS_HEADER } from '../src/commands/peer.js'
 import { UsageError } from '../src/endpoint.js'
 import { GiB, MemoryCluster, PEER_A, PEER_B, PEER_C } from './helpers/memory-cluster.js'
@@ -28,6 +29,22 @@ describe('list-peers', () => {
     expect(out[1]!.split(/\s{2,}/)).toEqual(['ws://10.0.0.1:40000', PEER_A, '5.0 GiB', '1.0 GiB', 'Avail', '2 seconds ago', '2.0 MiB/s / 0 B/s'])
     expect(out[2]).toBe('Balanced: false Usage: 20.00%')
     expect(out).toHaveLength(3)
+  })
+
+  it('names the volumes with stale copies after the Balanced line, and lists them in JSON', async () => {
+    await c.heartbeat(PEER_A)
+    const pad = await c.backend.createVolume('pad', GiB)
+    await c.backend.createVolume('quiet', GiB)
+    expect(lines(await listPeers(c.backend, c.ctx())).at(-1)).toMatch(/^Balanced: /)
+    await c.store.addStaleReplicas([
+      { volumeId: pad.id, peer: peerId(PEER_A), index: 1, generation: 1 },
+      { volumeId: pad.id, peer: peerId(PEER_B), index: 'all', generation: 1 },
+    ])
+    const out = lines(await listPeers(c.backend, c.ctx()))
+    expect(out.at(-2)).toMatch(/^Balanced: /)
+    expect(out.at(-1)).toBe('Stale copies in 1 volume(s), repaired while served: pad (torusctl volume status NAME)')
+    const json = JSON.parse(await listPeers(c.backend, c.ctx('json'))) as { degradedVolumes: unknown }
+    expect(json.degradedVolumes).toEqual([{ volume: 'pad', peers: 2 }])
   })
 
   it('shows OK for ring members and Balanced: true once members are current and idle', async () => {
@@ -78,6 +95,7 @@ describe('list-peers', () => {
       missingMembers: [],
       balanced: false,
       usagePercent: 10,
+      degradedVolumes: [],
     })
   })
 

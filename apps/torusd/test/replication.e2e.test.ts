@@ -270,6 +270,7 @@ describe.skipIf(!haveSession)('a peer that was down while the volume was written
     expect(await staleKeys()).toContainEqual(expect.stringMatching(/\/all$/))
     const degraded = await ctl(c, 'volume', 'status', 'pad')
     expect(degraded).toMatch(/^REPLICAS {3}degraded: 1 peer\(s\) hold stale copies/m)
+    expect(await ctl(c, 'list-peers')).toMatch(/^Stale copies in 1 volume\(s\), repaired while served: pad \(torusctl volume status NAME\)$/m)
     // (down) once its lease has run out, which may take up to the TTL after the kill.
     expect(degraded).toMatch(/^ {2}[0-9a-f-]{36} ws:\/\/127\.0\.0\.1:\d+( \(down\))?: the whole volume, and \d+ block\(s\) recorded before$/m)
 
@@ -278,6 +279,7 @@ describe.skipIf(!haveSession)('a peer that was down while the volume was written
     holder = await hold()
     await until('repair to clear every stale record', 60_000, async () => ((await staleKeys()).length === 0 ? true : undefined), 500)
     expect(await ctl(c, 'volume', 'status', 'pad')).toMatch(/^REPLICAS {3}complete: no stale copies$/m)
+    expect(await ctl(c, 'list-peers')).not.toMatch(/Stale copies/)
     const repairLog = a.logs().split('\n').filter((l) => /"msg":"repair/.test(l)).join('\n')
     expect(repairLog).toContain('"msg":"repair: peer is a replica of the volume again"')
     expect(repairLog).toContain('"msg":"repair: stale replicas caught up"')
