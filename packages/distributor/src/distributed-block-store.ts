@@ -432,7 +432,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
         if (await this.#rejoin(tenure, peer, options, report, pace)) report.rejoined++
       } catch (err) {
         if (this.#endsRepair(err, volumeId)) throw err
-        this.#log.warn('repair: a peer stale for the whole volume could not rejoin it yet', { volume: volumeId, peer, err })
+        // Once per peer per 10 s: while the peer is down every pass says the same.
+        this.#warnThrottled(`rejoin:${volumeId}:${peer}`, 'repair: a peer stale for the whole volume could not rejoin it yet', { volume: volumeId, peer, err })
       }
     }
     await this.#repairBlocks(tenure, options, report, pace)
@@ -510,12 +511,12 @@ export class DistributedBlockStore extends AbstractBlockStore {
         tenure.check()
         if (unreachable.has(item.peer)) return
         try {
-          const bytes = await this.#repairCopy(tenure, item.ref, item.peer)
-          if (bytes === undefined) return
-          copied.push(item)
-          report.bytes += bytes
-          options.onProgress?.(bytes)
-          await pace(bytes)
+          const sent = await this.#repairCopy(tenure, item.ref, item.peer)
+          if (sent === undefined) return
+          for (const peer of sent.peers) copied.push({ ref: item.ref, peer })
+          report.bytes += sent.bytes
+          options.onProgress?.(sent.bytes)
+          await pace(sent.bytes)
         } catch (err) {
           if (this.#endsRepair(err, volumeId)) throw err
           const code = isTorusError(err) ? err.code : undefined
@@ -560,29 +561,89 @@ export class DistributedBlockStore extends AbstractBlockStore {
    * (no longer stale, not yet recorded, no longer an owner). The next flush that the peer
    * answers as the same run makes it current (see #confirmCurrent).
    */
-  async #repairCopy(tenure: Tenure, ref: BlockRef, peer: PeerId): Promise<number | undefined> {
-    let sent: number | undefined
+  async #repairCopy(tenure: Tenure, ref: BlockRef, peer: PeerId): Promise<{ bytes: number; peers: PeerId[] } | undefined> {
+    let sent: { bytes: number; peers: PeerId[] } | undefined
     await this.#lockBlock(ref, async () => {
       tenure.check()
       const key = ref.toString()
       if (this.#stale.get(key)?.has(peer) !== true || this.#unrecorded.get(key)?.has(peer) === true) return
       if (!this.#replicasFor(ref).includes(peer)) return
       if (this.#pendingCurrent.get(key)?.has(peer) === true) {
-        sent = 0
+        sent = { bytes: 0, peers: [peer] }
         return
       }
-      // No current replica can give the block now (down, or none is current): nothing to copy
-      // from, which says nothing about `peer` — its other blocks are still worth trying.
       const read = await this.#readCurrent(ref).catch((err: unknown) => {
         if (!isTorusError(err, 'TORUS_UNAVAILABLE')) throw err
         return undefined
       })
-      if (read === undefined) return
-      const copy = await this.#copyBlock(tenure, ref, peer, read)
-      sent = copy.bytes
-      this.#pendingCurrent.set(key, (this.#pendingCurrent.get(key) ?? new Map()).set(peer, { incarnation: copy.incarnation, round: this.#round }))
+      let targets = [peer]
+      let source = read
+      if (source === undefined) {
+        // No current replica can give the block now. When every owner is stale for it and all
+        // hold the same bytes, those bytes are the block (see #readAgreed): each owner gets
+        // them back as a repair copy and becomes current once a flush confirms it.
+        const agreed = await this.#readAgreed(ref)
+        if (agreed === undefined) {
+          // Nothing to copy from (an owner down, or copies that differ): says nothing about
+          // `peer` — its other blocks are still worth trying.
+          this.#warnThrottled(`repair-no-copy:${ref.volumeId}`, 'repair: a block has no current copy to repair from; it stays unreadable until a replica holding it is back', {
+            volume: ref.volumeId,
+            index: ref.index,
+            owners: this.#ring.peersFor(blockKey(ref.volumeId, ref.index)),
+          })
+          return
+        }
+        source = agreed
+        targets = agreed.owners.filter((p) => p === peer || this.#pendingCurrent.get(key)?.has(p) !== true)
+        this.#log.info('repair: every copy of a block was stale but all agree; they are the block again', { volume: ref.volumeId, index: ref.index, owners: agreed.owners })
+      }
+      sent = { bytes: 0, peers: [] }
+      for (const target of targets) {
+        const copy = await this.#copyBlock(tenure, ref, target, source)
+        sent.bytes += copy.bytes
+        sent.peers.push(target)
+        this.#pendingCurrent.set(key, (this.#pendingCurrent.get(key) ?? new Map()).set(target, { incarnation: copy.incarnation, round: this.#round }))
+      }
     })
     return sent
+  }
+
+  /**
+   * The content of `ref` when every owner of it under the ring is recorded stale for it (per
+   * block, durably) and every one of them answers with the same bytes (checksums verified,
+   * absent reading as zeros); `undefined` otherwise. Those bytes are the block: the gateway
+   * refuses writes to a block with no current replica, so the last write any client had
+   * acknowledged reached some owner that was current then, and a stale mark never takes bytes
+   * away from a copy. That owner still holds them, or a later write a client was never told
+   * about; either way all owners hold them. A rolling restart leaves blocks this way: each
+   * peer missed a takeover while it was down, though no write changed anything. An owner that
+   * does not answer, a restart that may have lost unflushed writes of the block, or copies
+   * that differ leave it undecided: they could hide the newest bytes.
+   * The caller holds the block lock.
+   */
+  async #readAgreed(ref: BlockRef): Promise<{ present: boolean; block: Uint8Array; owners: PeerId[] } | undefined> {
+    const key = ref.toString()
+    const owners = this.#ring.peersFor(blockKey(ref.volumeId, ref.index))
+    const volumeStale = this.#volumeStale.get(ref.volumeId)
+    const stale = this.#stale.get(key)
+    const unrecorded = this.#unrecorded.get(key)
+    if (owners.length === 0 || owners.some((p) => volumeStale?.has(p) === true || stale?.has(p) !== true || unrecorded?.has(p) === true)) return undefined
+    let agreed: { present: boolean; block: Uint8Array } | undefined
+    for (const peer of owners) {
+      let copy: { present: boolean; block: Uint8Array }
+      try {
+        copy = await this.#readWholeFrom(peer, ref)
+      } catch (err) {
+        if (isTorusError(err, 'TORUS_ABORTED') || !isTorusError(err)) throw err
+        return undefined
+      }
+      if (agreed === undefined) agreed = copy
+      else if (!Buffer.from(agreed.block.buffer, agreed.block.byteOffset, agreed.block.byteLength).equals(copy.block)) {
+        this.#warnThrottled(`repair-disagree:${ref.volumeId}`, 'repair: the stale copies of a block differ; it stays unreadable until a current copy is back', { volume: ref.volumeId, index: ref.index, owners })
+        return undefined
+      } else agreed = { present: agreed.present || copy.present, block: agreed.block }
+    }
+    return agreed === undefined ? undefined : { ...agreed, owners }
   }
 
   /**
@@ -1409,16 +1470,13 @@ export class DistributedBlockStore extends AbstractBlockStore {
     void this.#readWholeFrom(servedBy, ref).then(mark, () => {})
   }
 
-  /** The whole block from one replica (checksums verified), or a rejection. */
-  async #readWholeFrom(peer: PeerId, ref: BlockRef): Promise<void> {
+  /** The whole block from one replica (checksums verified; zeros when it holds none), or a rejection. */
+  async #readWholeFrom(peer: PeerId, ref: BlockRef): Promise<{ present: boolean; block: Uint8Array }> {
     const block = new Uint8Array(this.blockSizeBytes)
-    if (peer === this.peerId && this.#replica !== undefined) {
-      await this.#replica.read(ref, 0, block)
-      return
-    }
+    if (peer === this.peerId && this.#replica !== undefined) return { present: await this.#replica.read(ref, 0, block), block }
     const reply = await this.#request(peer, REPLICA_METHODS.read, { volumeId: ref.volumeId, index: ref.index, offset: 0, length: block.byteLength })
     this.#checkNotRestarted(ref, peer, incarnationOf(reply))
-    parseRead(reply, block)
+    return { present: parseRead(reply, block), block }
   }
 
   #noteSuspect(peer: PeerId, err: TorusError): void {

@@ -135,6 +135,8 @@ export class RepairLoop {
 
   #backoffMs = 1000
   #lastRemaining = 0
+  /** Per volume, the `remaining` of the last pass logged. */
+  readonly #logged = new Map<VolumeId, number>()
 
   #pass(): Promise<void> {
     if (this.#running !== undefined) return this.#running
@@ -163,9 +165,12 @@ export class RepairLoop {
         this.stats.rejoinedPeers += report.rejoined
         remaining += report.remaining
         progress ||= report.repaired > 0 || report.rejoined > 0
-        if (report.repaired > 0 || report.rejoined > 0 || report.remaining > 0) {
+        // A pass that changed nothing is not news: a peer that stays down would log it every few seconds.
+        if (report.repaired > 0 || report.rejoined > 0 || report.remaining !== (this.#logged.get(volume.id) ?? 0)) {
           this.#log.info('repair pass', { volume: volume.name, repairedBlocks: report.repaired, rejoinedPeers: report.rejoined, bytes: report.bytes, remaining: report.remaining })
         }
+        if (report.remaining === 0) this.#logged.delete(volume.id)
+        else this.#logged.set(volume.id, report.remaining)
       } catch (err) {
         if (isTorusError(err, 'TORUS_ABORTED') && this.#stopped) return
         remaining += 1
