@@ -132,8 +132,10 @@ export class Replica {
   }
 
   async write(ref: BlockRef, offsetBytes: number, data: Uint8Array, generation: number): Promise<void> {
-    this.#fence(ref.volumeId, generation)
+    // Validate before fencing: a request refused as malformed must not raise the generation
+    // (a raise is durable and shuts every holder below it out of the volume).
     this.#checkRange(offsetBytes, data.byteLength)
+    this.#fence(ref.volumeId, generation)
     if (data.byteLength === 0) return this.store.write(ref, offsetBytes, data)
     await this.#locked(ref, async () => {
       this.#fence(ref.volumeId, generation)
@@ -181,8 +183,8 @@ export class Replica {
   }
 
   async put(ref: BlockRef, block: Uint8Array, generation: number): Promise<void> {
-    this.#fence(ref.volumeId, generation)
     if (block.byteLength !== this.blockSizeBytes) throw new RangeError(`block must be ${this.blockSizeBytes} bytes, got ${block.byteLength}`)
+    this.#fence(ref.volumeId, generation)
     await this.#locked(ref, async () => {
       this.#fence(ref.volumeId, generation)
       const sums = this.#checksum(block)

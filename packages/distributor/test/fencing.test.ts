@@ -162,6 +162,20 @@ describe('fenceVolume', () => {
     await fenceVolume(c.nodes[0]!.store, metadata, volumeId, 5)
     await expect(fenceVolume(c.nodes[1]!.store, metadata, volumeId, 4)).rejects.toMatchObject({ code: 'TORUS_LEASE_EXPIRED' })
   })
+
+  it('is not raised by a malformed request: a refused write or put leaves the generation as it was', async () => {
+    const c = (cluster = await startCluster())
+    const { metadata, volumeId } = await metadataWithVolume()
+    await fenceVolume(c.nodes[0]!.store, metadata, volumeId, 5)
+    const replica = c.nodes[1]!.store.replica
+    const ref = new BlockRef(volumeId, 0)
+    await expect(replica.write(ref, B - 2, new Uint8Array(16), Number.MAX_SAFE_INTEGER)).rejects.toThrow(/outside the 4096-byte block/)
+    await expect(replica.put(ref, new Uint8Array(B - 1), Number.MAX_SAFE_INTEGER)).rejects.toThrow(RangeError)
+    expect(replica.generation(volumeId)).toBe(5)
+    // The holder still writes.
+    await c.nodes[0]!.store.write(ref, 0, new Uint8Array(B).fill(7))
+    await c.nodes[0]!.store.flush()
+  })
 })
 
 describe('a stale holder after a partition', () => {
