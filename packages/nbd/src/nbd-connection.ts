@@ -14,6 +14,7 @@
  * complete and drain. A client that floods requests without reading replies therefore
  * makes the kernel buffers fill up, not the server's heap.
  */
+import { setMaxListeners } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { silentLogger, type BlockDevice, type Logger } from '@torus/core'
 import { nbdErrnoFor } from './errno.js'
@@ -143,6 +144,10 @@ class Connection implements NbdConnection {
   readonly #reader: DirectReader | undefined
 
   constructor(socket: Duplex, options: NbdServeOptions, reader: DirectReader | undefined) {
+    // Every request in flight listens on this signal (up to maxInflightRequests of them, each
+    // removed when it settles): no leak for Node's warning to report, which would otherwise print
+    // a plain-text line into the JSON log under a deep queue.
+    setMaxListeners(0, this.#abort.signal)
     this.#socket = socket
     this.#reader = reader
     if (reader !== undefined) {

@@ -492,6 +492,25 @@ describe.each([duplexTransport, tcpTransport])('NBD protocol over $name', (trans
       expect(signals.every((s) => s.aborted)).toBe(true)
     })
 
+    it('lets every request in flight listen on its abort signal without a MaxListenersExceeded warning', async () => {
+      // A device over the peer transport adds one abort listener per request; Node's warning
+      // would print a plain-text line into the daemon's JSON log.
+      const warnings: string[] = []
+      const onWarning = (w: Error): void => void warnings.push(w.name)
+      process.on('warning', onWarning)
+      try {
+        const c = await session()
+        disk.delayMs = 100
+        for (let i = 0; i < 20; i++) c.request(C.CMD_READ, { cookie: BigInt(i), offset: i * 512, length: 512 })
+        await until(() => disk.calls.length === 20)
+        for (const [, , , o] of disk.calls) (o as { signal: AbortSignal }).signal.addEventListener('abort', () => {}, { once: true })
+        await new Promise((r) => setTimeout(r, 20))
+        expect(warnings).not.toContain('MaxListenersExceededWarning')
+      } finally {
+        process.off('warning', onWarning)
+      }
+    })
+
     it('limits requests in flight while a client floods pipelined requests', async () => {
       await h.close()
       await start({ maxInflightRequests: 8 })
