@@ -75,6 +75,8 @@ export class Gateway {
       transport,
       peerAddress: (peer) => view.peerAddress(peer),
       onDegraded: recordStaleInMetadata(metadata),
+      // A corrupt copy or a lost write found outside a write: repair records it at once.
+      onStaleFound: () => this.#repair?.kick(),
       requestTimeoutMs: 10_000,
       logger: log.child({ component: 'distributor' }),
     })
@@ -93,6 +95,10 @@ export class Gateway {
       },
       onOpened: (info) => {
         if (distributor.hasStaleReplicas(info.id)) this.#repair?.kick()
+      },
+      // Marks only this holder knows (a corrupt copy a read found) are recorded while it still holds the lock.
+      beforeClose: async (volume) => {
+        await distributor.recordOwedStale(volume.info.id, metadata)
       },
       onClosed: (info) => distributor.endTenure(info.id),
       logger: log.child({ component: 'volume' }),

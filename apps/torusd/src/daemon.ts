@@ -187,6 +187,10 @@ export class Daemon {
             onOpened: (info) => {
               if (distributor.hasStaleReplicas(info.id)) this.#repair?.kick()
             },
+            // Marks only this holder knows (a corrupt copy a read found) are recorded while it still holds the lock.
+            beforeClose: async (volume) => {
+              await distributor.recordOwedStale(volume.info.id, metadata)
+            },
             // Its repair stops with the tenure: only the lock holder may repair.
             onClosed: (info) => distributor.endTenure(info.id),
             // Peers that cannot be reached now drop their blocks at their next sweep.
@@ -261,6 +265,8 @@ export class Daemon {
       transport,
       peerAddress: (peer) => view.peerAddress(peer),
       onDegraded: recordStaleInMetadata(metadata),
+      // A corrupt copy or a lost write found outside a write: repair records it at once.
+      onStaleFound: () => this.#repair?.kick(),
       requestTimeoutMs: 10_000,
       logger: log,
     })

@@ -55,6 +55,12 @@ export interface DistributedBlockStoreOptions {
   onDegraded?: DegradedHook
   /** Per-request deadline for replica calls. Default: the transport's. */
   requestTimeoutMs?: number
+  /**
+   * Told when this gateway found a replica stale outside a write's own record (a copy failing
+   * its checksums, a replica restarted since it took unflushed writes, a record that failed):
+   * the mark is in memory only until repair records it, so a daemon runs repair soon.
+   */
+  onStaleFound?: (volumeId: VolumeId) => void
   logger?: Logger
 }
 
@@ -152,6 +158,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
   readonly #transport: Transport
   readonly #peerAddress: (peer: PeerId) => string | undefined
   readonly #onDegraded: DegradedHook | undefined
+  readonly #onStaleFound: ((volumeId: VolumeId) => void) | undefined
   readonly #timeoutMs: number | undefined
   readonly #log: Logger
   #ring: Ring
@@ -205,6 +212,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     this.#transport = options.transport
     this.#peerAddress = options.peerAddress
     this.#onDegraded = options.onDegraded
+    this.#onStaleFound = options.onStaleFound
     this.#timeoutMs = options.requestTimeoutMs
     this.#log = (options.logger ?? silentLogger).child({ component: 'distributor', peer: this.peerId })
     this.#replica =
@@ -464,6 +472,25 @@ export class DistributedBlockStore extends AbstractBlockStore {
       set?.delete(peer)
       if (set?.size === 0) this.#unrecorded.delete(key)
     }
+  }
+
+  /**
+   * Records in `metadata` the stale marks of `volumeId` this gateway holds but has not recorded
+   * (see `owedStale`), as this tenure's generation. A daemon calls it before it gives the
+   * volume's lock up, so the next holder, and `torusctl volume status`, know of them.
+   */
+  async recordOwedStale(volumeId: VolumeId, metadata: Pick<MetadataStore, 'addStaleReplicas'>, options?: AbortOptions): Promise<number> {
+    const generation = this.generation(volumeId)
+    const owed = this.owedStale(volumeId)
+    if (owed.length === 0 || generation === 0) return 0
+    await metadata.addStaleReplicas(owed.map(({ peer, index }) => ({ volumeId, peer, index, generation })), options)
+    for (const { peer, index } of owed) {
+      const key = `${volumeId}:${index}`
+      const set = this.#unrecorded.get(key)
+      set?.delete(peer)
+      if (set?.size === 0) this.#unrecorded.delete(key)
+    }
+    return owed.length
   }
 
   /** Errors that end a repair: aborted, or the volume fenced (for this volume, not another one a global flush met). */
@@ -1275,11 +1302,13 @@ export class DistributedBlockStore extends AbstractBlockStore {
   }
 
   #markStaleUnrecorded(ref: BlockRef, peers: readonly PeerId[]): void {
+    if (peers.length === 0) return
     this.markStale(ref, peers)
     const key = ref.toString()
     const owed = this.#unrecorded.get(key) ?? new Set<PeerId>()
     for (const p of peers) owed.add(p)
     this.#unrecorded.set(key, owed)
+    this.#onStaleFound?.(ref.volumeId)
   }
 
   /** Makes `peers`' stale marks for `ref` durable through `onDegraded`; TORUS_UNAVAILABLE if it cannot. */

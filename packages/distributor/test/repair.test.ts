@@ -131,6 +131,26 @@ describe('a copy that fails its checksums', () => {
     expect(target[0]).toBe(0x42)
   })
 
+  it('is made known at once (onStaleFound) and recorded by recordOwedStale, as a holder does before letting the volume go', async () => {
+    const found: number[] = []
+    const { c, metadata, volumeId, a, b, x } = await setUp({ onStaleFound: (id) => found.push(id) })
+    await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
+    const ref = blockOn(c, volumeId, [a.peer, x.peer])
+    await b.store.write(ref, 0, new Uint8Array(B).fill(0x42))
+    await b.store.flush()
+    const first = b.store.ring.peersFor(blockKey(volumeId, ref.index))[0] === a.peer ? a : x
+    await first.local.put(ref, new Uint8Array(B).fill(0x66))
+    expect(found).toEqual([])
+    await b.store.read(ref, 0, new Uint8Array(B))
+    expect(found).toEqual([volumeId])
+    // In the gateway's memory only, until recorded.
+    expect(await metadata.listStaleReplicas(volumeId)).toEqual([])
+    expect(await b.store.recordOwedStale(volumeId, metadata)).toBe(1)
+    expect((await metadata.listStaleReplicas(volumeId)).map((r) => [r.peer, r.index])).toEqual([[first.peer, ref.index]])
+    expect(b.store.owedStale(volumeId)).toEqual([])
+    expect(await b.store.recordOwedStale(volumeId, metadata)).toBe(0)
+  })
+
   it('is not shut out when it is the only copy that answers', async () => {
     const { c, metadata, volumeId, a, b, x } = await setUp()
     await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))

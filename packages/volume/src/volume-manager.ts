@@ -36,6 +36,11 @@ export interface VolumeManagerOptions {
   dropBlocks?: (id: VolumeInfo['id']) => Promise<void>
   /** Called once a volume is open and prepared (e.g. to start its repair). */
   onOpened?: (info: VolumeInfo) => void
+  /**
+   * Runs before a volume this manager still holds is flushed and unlocked (e.g. recording what
+   * only this holder knows); an error is logged and the close goes on.
+   */
+  beforeClose?: (volume: Volume) => Promise<void>
   /** Called once a volume is closed here, its lock released or lost (e.g. to end its repair). */
   onClosed?: (info: VolumeInfo) => void
   /** Journal of deletions in progress (see PendingDeletes); optional in tests. */
@@ -164,7 +169,7 @@ export class VolumeManager {
     const entries = [...this.#entries.values()]
     this.#entries.clear()
     await Promise.all(this.#closing.values())
-    await Promise.all(entries.map((e) => this.#close(e)))
+    await Promise.all(entries.map((e) => this.#close(e, true)))
   }
 
   async #release(entry: Entry): Promise<void> {
@@ -172,11 +177,11 @@ export class VolumeManager {
     if (entry.refs > 0) return
     if (this.#entries.get(entry.name) !== entry) {
       // Retired after losing its lock: close what is left (nothing to unlock).
-      await this.#close(entry)
+      await this.#close(entry, false)
       return
     }
     this.#entries.delete(entry.name)
-    const closing = this.#close(entry).finally(() => this.#closing.delete(entry.name))
+    const closing = this.#close(entry, true).finally(() => this.#closing.delete(entry.name))
     this.#closing.set(entry.name, closing)
     await closing
   }
@@ -185,9 +190,12 @@ export class VolumeManager {
     if (this.#entries.get(entry.name) === entry) this.#entries.delete(entry.name)
   }
 
-  async #close(entry: Entry): Promise<void> {
+  async #close(entry: Entry, held: boolean): Promise<void> {
     const volume = await entry.opening.catch(() => undefined)
     if (volume === undefined) return
+    if (held && this.#opts.beforeClose !== undefined) {
+      await this.#opts.beforeClose(volume).catch((err: unknown) => this.#opts.logger.warn('volume close: a step before unlocking failed', { volume: entry.name, err }))
+    }
     try {
       await volume.close()
       this.#opts.logger.info('volume closed', { volume: entry.name })

@@ -85,6 +85,22 @@ describe('VolumeManager', () => {
     await m.closeAll()
   })
 
+  it('runs beforeClose while it still holds the lock, then closes even when beforeClose fails', async () => {
+    const seen: (string | undefined)[] = []
+    const m = create({
+      beforeClose: async (volume) => {
+        seen.push((await metadata.getVolumeLock('pad'))?.holder)
+        expect(volume.info.name).toBe('pad')
+        throw new Error('recording failed')
+      },
+    })
+    const h = await m.acquire('pad')
+    await h!.release()
+    expect(seen).toEqual(['test/a'])
+    expect(await metadata.getVolumeLock('pad')).toBeUndefined()
+    expect(m.held()).toEqual([])
+  })
+
   it('flushes on the last release, and release is idempotent', async () => {
     const handle = (await manager.acquire('pad'))!
     await handle.volume.write(0, new Uint8Array(512).fill(7))

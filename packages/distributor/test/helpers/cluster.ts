@@ -1,5 +1,5 @@
 import { MemoryBlockStore } from '@torus/blockstore'
-import { peerId, type BlockStore, type PeerId, type RingDescriptor } from '@torus/core'
+import { peerId, type BlockStore, type PeerId, type RingDescriptor, type VolumeId } from '@torus/core'
 import { createRing } from '@torus/ring'
 import { LoopbackHub, LoopbackTransport } from '@torus/transport'
 import { DistributedBlockStore, type DegradedHook } from '../../src/index.js'
@@ -27,6 +27,7 @@ export interface ClusterOptions {
   blockSizeBytes?: number
   capacityBytes?: number
   onDegraded?: DegradedHook
+  onStaleFound?: (volumeId: VolumeId) => void
   requestTimeoutMs?: number
   /** Each peer's local store (default: a MemoryBlockStore). */
   local?: (index: number, blockSizeBytes: number) => BlockStore
@@ -75,6 +76,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       transport,
       peerAddress: (p) => addresses.get(p),
       ...(options.onDegraded === undefined ? {} : { onDegraded: options.onDegraded }),
+      ...(options.onStaleFound === undefined ? {} : { onStaleFound: options.onStaleFound }),
       ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     })
     await store.open()

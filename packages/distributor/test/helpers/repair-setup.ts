@@ -6,7 +6,7 @@ import { BlockRef, type PeerId, type VolumeId, type VolumeLock } from '@torus/co
 import { MemoryMetadataStore } from '@torus/metadata'
 import { blockKey } from '@torus/ring'
 import { recordStaleInMetadata, type DistributedBlockStore, type RepairReport } from '../../src/index.js'
-import { startCluster, type Cluster, type ClusterNode } from './cluster.js'
+import { startCluster, type Cluster, type ClusterNode, type ClusterOptions } from './cluster.js'
 
 export const B = 4096
 let cluster: Cluster | undefined
@@ -19,13 +19,13 @@ afterEach(async () => {
   cluster = undefined
 })
 
-export async function setUp(): Promise<{ c: Cluster; metadata: MemoryMetadataStore; volumeId: VolumeId; a: ClusterNode; b: ClusterNode; x: ClusterNode }> {
+export async function setUp(options: Pick<ClusterOptions, 'onStaleFound'> = {}): Promise<{ c: Cluster; metadata: MemoryMetadataStore; volumeId: VolumeId; a: ClusterNode; b: ClusterNode; x: ClusterNode }> {
   const metadata = new MemoryMetadataStore()
   await metadata.open()
   closers.push(() => metadata.close())
   await metadata.initCluster({ blockSizeBytes: B, replication: 2, ringType: 'mod', createdAt: new Date().toISOString() })
   const { id: volumeId } = await metadata.createVolume({ name: 'pad', sizeBytes: 1024 * 1024 })
-  const c = (cluster = await startCluster({ onDegraded: recordStaleInMetadata(metadata), requestTimeoutMs: 500 }))
+  const c = (cluster = await startCluster({ ...options, onDegraded: recordStaleInMetadata(metadata), requestTimeoutMs: 500 }))
   const [a, b, x] = c.nodes as [ClusterNode, ClusterNode, ClusterNode]
   return { c, metadata, volumeId, a, b, x }
 }
