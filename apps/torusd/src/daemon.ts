@@ -22,7 +22,7 @@ import { NbdServer } from '@torus/nbd'
 import { WsTransport } from '@torus/transport'
 import { VolumeManager } from '@torus/volume'
 import { ConfigError, type DaemonConfig } from './config.js'
-import { clusterIdentity, loadOrCreatePeerId, lockDataDir, PendingDeletes, readClusterBinding, writeClusterBinding } from './data-dir.js'
+import { clusterIdentity, createDataDir, loadOrCreatePeerId, lockDataDir, PendingDeletes, readClusterBinding, writeClusterBinding } from './data-dir.js'
 import { createRouter, readJson, sendJson } from './http-util.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { PeerPresence } from './peer-presence.js'
@@ -85,7 +85,7 @@ export class Daemon {
 
   async start(): Promise<DaemonAddresses> {
     const { config } = this
-    await fs.mkdir(config.dataDir, { recursive: true })
+    await createDataDir(config.dataDir)
     this.#unlockDataDir = await lockDataDir(config.dataDir)
     this.#peerId = await loadOrCreatePeerId(config.dataDir)
     this.#log.info('starting', { peer: this.#peerId, dataDir: config.dataDir, size: config.sizeBytes, metadata: config.etcd === undefined ? 'embedded' : 'etcd' })

@@ -3,6 +3,36 @@ import fs from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import { peerId, TorusError, type PeerId } from '@torus/core'
+import { ConfigError } from './config.js'
+
+/**
+ * Creates the data dir and any missing parents, one level at a time: Node 20's recursive mkdir
+ * spins forever under /proc. A path that is not a directory, or cannot be created, is a
+ * configuration mistake (ConfigError, exit 2) with a message naming it.
+ */
+export async function createDataDir(dataDir: string): Promise<void> {
+  const dir = path.resolve(dataDir)
+  const missing: string[] = []
+  for (let at = dir; ; at = path.dirname(at)) {
+    const stat = await fs.stat(at).catch((err: NodeJS.ErrnoException) => {
+      // ENOTDIR: a parent is a file, named when the walk reaches it.
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined
+      throw new ConfigError(`--data-dir ${dataDir}: cannot use ${at}: ${err.message}`)
+    })
+    if (stat !== undefined) {
+      if (!stat.isDirectory()) throw new ConfigError(`--data-dir ${dataDir}: ${at} exists and is not a directory`)
+      break
+    }
+    missing.unshift(at)
+    if (path.dirname(at) === at) break
+  }
+  for (const at of missing) {
+    await fs.mkdir(at).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'EEXIST') return
+      throw new ConfigError(`--data-dir ${dataDir}: cannot create ${at}: ${err.message}`)
+    })
+  }
+}
 
 /** The peer's UUID lives in the data dir so a restarted daemon is the same peer. */
 export async function loadOrCreatePeerId(dataDir: string): Promise<PeerId> {

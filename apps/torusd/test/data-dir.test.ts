@@ -4,7 +4,8 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { lockDataDir, PendingDeletes } from '../src/data-dir.js'
+import { ConfigError } from '../src/config.js'
+import { createDataDir, lockDataDir, PendingDeletes } from '../src/data-dir.js'
 
 let dir: string
 beforeEach(async () => {
@@ -29,6 +30,26 @@ describe('PendingDeletes', () => {
   it('reports a damaged journal instead of guessing', async () => {
     await fs.writeFile(path.join(dir, 'pending-deletes.json'), '{"x":1}')
     await expect(new PendingDeletes(dir).read()).rejects.toMatchObject({ code: 'TORUS_CORRUPT' })
+  })
+})
+
+describe('createDataDir', () => {
+  it('creates missing parents and accepts a directory that is there', async () => {
+    const deep = path.join(dir, 'a', 'b', 'c')
+    await createDataDir(deep)
+    expect((await fs.stat(deep)).isDirectory()).toBe(true)
+    await createDataDir(deep)
+  })
+
+  it('refuses a path that is a file, or under one, naming it (ConfigError: exit 2)', async () => {
+    const file = path.join(dir, 'f')
+    await fs.writeFile(file, '')
+    await expect(createDataDir(file)).rejects.toThrow(new ConfigError(`--data-dir ${file}: ${file} exists and is not a directory`))
+    await expect(createDataDir(path.join(file, 'x'))).rejects.toThrow(new ConfigError(`--data-dir ${file}/x: ${file} exists and is not a directory`))
+  })
+
+  it('refuses a path under /proc at once (recursive mkdir spins there)', async () => {
+    await expect(createDataDir('/proc/torus-no-such-dir/data')).rejects.toThrow(/^--data-dir \/proc\/torus-no-such-dir\/data: cannot create \/proc\/torus-no-such-dir: ENOENT/)
   })
 })
 
