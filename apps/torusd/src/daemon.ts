@@ -39,6 +39,12 @@ const FENCE_RETRIES = { retries: 2, retryDelayMs: 1000 }
 /** How often an etcd-backed daemon drops local blocks of volumes deleted elsewhere. */
 const DELETED_VOLUME_SWEEP_MS = 5 * 60_000
 
+/**
+ * Small JSON requests only: a client that trickles its headers or body is cut off (408) rather
+ * than holding a socket for Node's default five minutes. Upgraded peer sockets are not affected.
+ */
+const HTTP_SERVER_OPTIONS: http.ServerOptions = { headersTimeout: 10_000, requestTimeout: 30_000 }
+
 export interface DaemonAddresses {
   http: string
   peer: string
@@ -164,7 +170,7 @@ export class Daemon {
     }
     const holder = `torusd/${this.#peerId}@${config.peerListen.host}:${config.peerListen.port}`
     await this.#releaseOwnStaleLocks(metadata)
-    this.#peerServer = http.createServer(this.#guardControlApi(this.#controlApi()))
+    this.#peerServer = http.createServer(HTTP_SERVER_OPTIONS, this.#guardControlApi(this.#controlApi()))
     let peer: string | undefined
     if (config.etcd !== undefined) {
       // Listen first: the transport shares the control API's port.
@@ -226,7 +232,7 @@ export class Daemon {
       if (config.etcd === undefined) this.#log.warn('control API listens beyond loopback without authentication; anyone who reaches it can create and delete volumes', { peer })
       else this.#log.info('peer port listens beyond loopback: peers must authenticate with the cluster secret; the control API answers loopback clients only', { peer })
     }
-    const httpAddr = await listen((this.#httpServer = http.createServer(this.#httpApi())), config.http, '--host/--port (LISTEN_HOST, LISTEN_HTTP_PORT)')
+    const httpAddr = await listen((this.#httpServer = http.createServer(HTTP_SERVER_OPTIONS, this.#httpApi())), config.http, '--host/--port (LISTEN_HOST, LISTEN_HTTP_PORT)')
     this.addresses = { http: httpAddr, peer, nbd: nbdAddress }
 
     await this.#joinCluster(metadata, store)

@@ -24,19 +24,20 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 /** Errors cross HTTP as `{ error: { code, message } }` with a status that matches the code. */
 export function sendError(res: ServerResponse, err: unknown): void {
   if (isTorusError(err)) {
-    sendJson(res, STATUS_BY_CODE[err.code] ?? 500, { error: err.toJSON() })
+    const status = (err.details as { httpStatus?: unknown } | undefined)?.httpStatus
+    sendJson(res, typeof status === 'number' ? status : (STATUS_BY_CODE[err.code] ?? 500), { error: err.toJSON() })
   } else {
     sendJson(res, 500, { error: { code: 'TORUS_INTERNAL', message: err instanceof Error ? err.message : String(err) } })
   }
 }
 
-/** Reads a small JSON object body; bad or oversized input is TORUS_INVALID_ARGUMENT. */
+/** Reads a small JSON object body; bad or oversized input is TORUS_INVALID_ARGUMENT (HTTP 400, or 413 when too large). */
 export async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = []
   let total = 0
   for await (const chunk of req as AsyncIterable<Buffer>) {
     total += chunk.length
-    if (total > MAX_BODY_BYTES) throw new TorusError('TORUS_INVALID_ARGUMENT', `request body larger than ${MAX_BODY_BYTES} bytes`)
+    if (total > MAX_BODY_BYTES) throw new TorusError('TORUS_INVALID_ARGUMENT', `request body larger than ${MAX_BODY_BYTES} bytes`, { details: { httpStatus: 413 } })
     chunks.push(chunk)
   }
   const text = Buffer.concat(chunks).toString('utf8')

@@ -172,6 +172,9 @@ describe('torusd', () => {
       expect(r.status, body).toBe(400)
       expect(await r.json()).toMatchObject({ error: { code: 'TORUS_INVALID_ARGUMENT' } })
     }
+    const big = await fetch(`http://127.0.0.1:${d.ports.peer}/v1/volumes`, { method: 'POST', body: `{"name": "${'x'.repeat(70_000)}"}`, headers: { 'content-type': 'application/json' } })
+    expect(big.status).toBe(413)
+    expect(await big.json()).toMatchObject({ error: { code: 'TORUS_INVALID_ARGUMENT', message: 'request body larger than 65536 bytes' } })
     expect((await d.http('/healthz')).status).toBe(200)
     expect(d.service!.running).toBe(true)
   })
