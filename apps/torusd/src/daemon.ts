@@ -43,7 +43,7 @@ const DELETED_VOLUME_SWEEP_MS = 5 * 60_000
  * Small JSON requests only: a client that trickles its headers or body is cut off (408) rather
  * than holding a socket for Node's default five minutes. Upgraded peer sockets are not affected.
  */
-const HTTP_SERVER_OPTIONS: http.ServerOptions = { headersTimeout: 10_000, requestTimeout: 30_000 }
+const HTTP_SERVER_OPTIONS: http.ServerOptions = { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 5_000 }
 
 export interface DaemonAddresses {
   http: string
