@@ -1,4 +1,8 @@
-/** Human sizes: `1GiB`, `256MiB`, `512KiB`, `5GB`, `4096`. Binary units are powers of 1024. */
+/**
+ * Human sizes: `1GiB`, `256MiB`, `512KiB`, `1M`, `5GB`, `4096`. The units, case-insensitive:
+ * none or `B` for bytes; `KiB` `MiB` `GiB` `TiB` `PiB` and the single letters `K` `M` `G` `T` `P`
+ * for powers of 1024; `KB` `MB` `GB` `TB` `PB` for powers of 1000.
+ */
 const UNITS: Record<string, number> = {
   '': 1,
   b: 1,
@@ -19,6 +23,10 @@ const UNITS: Record<string, number> = {
   pib: 1024 ** 5,
 }
 
+/** What {@link parseSize} accepts, as its error message tells users; keep it in step with UNITS. */
+const SIZE_UNITS_HELP =
+  'units, case-insensitive: B or none; KiB, MiB, GiB, TiB, PiB or K, M, G, T, P (powers of 1024); KB, MB, GB, TB, PB (powers of 1000)'
+
 /** Parses a size; throws RangeError with a readable message on bad input. */
 export function parseSize(input: string | number): number {
   if (typeof input === 'number') {
@@ -28,7 +36,7 @@ export function parseSize(input: string | number): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input)
   if (m === null) throw new RangeError(`invalid size "${input}" (expected e.g. 1GiB, 256MiB, 512KiB or a number of bytes)`)
   const unit = UNITS[m[2]!.toLowerCase()]
-  if (unit === undefined) throw new RangeError(`invalid size unit in "${input}" (use B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB)`)
+  if (unit === undefined) throw new RangeError(`invalid size unit in "${input}" (${SIZE_UNITS_HELP})`)
   const value = Number(m[1]) * unit
   if (!Number.isSafeInteger(value)) {
     if (Number.isFinite(value) && value < Number.MAX_SAFE_INTEGER) throw new RangeError(`size "${input}" is not a whole number of bytes`)
