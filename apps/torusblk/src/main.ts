@@ -1,7 +1,7 @@
 import { createJsonLogger, isTorusError, type Logger } from '@torus/core'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import { DEFAULTS, resolveNbdServerConfig, UsageError, type RawNbdServerOptions } from './config.js'
+import { DEFAULTS, repeatedOption, resolveNbdServerConfig, UsageError, type DeclaredOptions, type RawNbdServerOptions } from './config.js'
 import { Gateway } from './gateway.js'
 import { VERSION } from './version.js'
 
@@ -79,6 +79,9 @@ async function main(): Promise<void> {
     .demandCommand(1, 'name a command')
     .example('$0 nbdserver -C 10.0.0.1:2379 --cluster-secret-file /etc/torus/cluster-secret', 'an NBD gateway without local storage')
     .strict()
+    // Global, so it sees nbdserver's options too. yargs hands check() its declared options,
+    // although @types/yargs calls them the alias map.
+    .check((argv, declared) => repeatedOption(argv, declared as unknown as DeclaredOptions) ?? true)
     .help()
     .alias('h', 'help')
     .version(VERSION)

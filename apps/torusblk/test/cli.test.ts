@@ -45,6 +45,8 @@ describe('torusblk CLI', () => {
     { why: 'an unreadable secret file', args: ['nbdserver', '-C', '127.0.0.1:2379', '--cluster-secret-file', '/nonexistent/secret'], stderr: /--cluster-secret-file: cannot read/ },
     { why: 'a bad NBD address', args: ['nbdserver', '-C', '127.0.0.1:2379', '--cluster-secret-file', SECRET, '--nbd-address', 'nowhere'], stderr: /--nbd-address.*expected HOST:PORT/ },
     { why: 'a bad lease TTL', args: ['nbdserver', '-C', '127.0.0.1:2379', '--cluster-secret-file', SECRET, '--lease-ttl', '0'], stderr: /--lease-ttl/ },
+    { why: 'a repeated option', args: ['nbdserver', '-C', '127.0.0.1:2379', '--cluster-secret-file', SECRET, '--nbd-address', '127.0.0.1:18811', '--nbd-address', 'nope'], stderr: /^torusblk: --nbd-address given more than once$/m },
+    { why: 'a repeated option by its alias', args: ['nbdserver', '-C', '127.0.0.1:2379', '--endpoint', '127.0.0.1:2380', '--cluster-secret-file', SECRET], stderr: /^torusblk: -C\/--endpoint given more than once$/m },
   ])('exits 2 on $why, saying what is wrong', async ({ args, stderr }) => {
     const r = await torusblk(args.map((a) => (a === SECRET ? secretFile : a)))
     expect(r.code, r.stderr).toBe(2)

@@ -11,6 +11,7 @@ import { resolveSecretFile, SECRET_FILE_ENV } from './cluster-secret.js'
 import { connect } from './connect.js'
 import { configPath, DEFAULT_ENDPOINT, DEFAULT_ETCD_PREFIX, resolveEndpoint, resolveEtcdPrefix, UsageError, type Endpoint } from './endpoint.js'
 import type { CommandContext, OutputFormat } from './output.js'
+import { repeatedOption, type DeclaredOptions } from './repeated-option.js'
 import { VERSION } from './version.js'
 
 // Exit codes: 0 success, 1 the operation failed, 2 bad usage.
@@ -184,6 +185,13 @@ async function main(): Promise<void> {
     .completion('completion', 'Print a bash completion script')
     .demandCommand(1, 'name a command')
     .strict()
+    // Global, so it sees every subcommand's options. yargs hands check() its declared options,
+    // although @types/yargs calls them the alias map.
+    .check((argv, declared) => {
+      const repeated = repeatedOption(argv, declared as unknown as DeclaredOptions)
+      if (repeated !== undefined) throw new UsageError(repeated)
+      return true
+    })
     .recommendCommands()
     .help()
     .alias('h', 'help')

@@ -1,7 +1,7 @@
 import { createJsonLogger, isTorusError, type Logger } from '@torus/core'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import { ConfigError, DEFAULTS, defaultDataDir, resolveConfig } from './config.js'
+import { ConfigError, DEFAULTS, defaultDataDir, repeatedOption, resolveConfig, type DeclaredOptions } from './config.js'
 import { Daemon } from './daemon.js'
 import { VERSION } from './version.js'
 
@@ -40,6 +40,8 @@ async function main(): Promise<void> {
     .example('$0 --data-dir /var/lib/torus --size 5GiB', 'a single node with embedded metadata')
     .example('$0 --etcd 10.0.0.1:2379 --cluster-secret-file /etc/torus/secret --size 5GiB --auto-join --peer-address ws://10.0.0.5:40000', 'a cluster member')
     .strict()
+    // yargs hands check() its declared options, although @types/yargs calls them the alias map.
+    .check((argv, declared) => repeatedOption(argv, declared as unknown as DeclaredOptions) ?? true)
     .help()
     .alias('h', 'help')
     .version(VERSION)

@@ -286,5 +286,8 @@ describe('torusd', () => {
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
       expect(r.stderr).toMatch(/^torusd: /)
     }
+    const twice = await run(process.execPath, [TORUSD_MAIN, '--data-dir', `${d.dataDir}-never`, '--nbd-address', '127.0.0.1:18811', '--nbd-address', 'nope'], { timeoutMs: 20_000 })
+    expect(twice.code, twice.stderr).toBe(2)
+    expect(twice.stderr).toMatch(/^torusd: --nbd-address given more than once\n/)
   })
 })

@@ -4,7 +4,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { ConfigError, hostPort, resolveConfig } from '../src/config.js'
+import yargs from 'yargs'
+import { ConfigError, hostPort, repeatedOption, resolveConfig, type DeclaredOptions } from '../src/config.js'
 
 describe('resolveConfig', () => {
   it('uses defaults when nothing is given', () => {
@@ -130,5 +131,36 @@ describe('hostPort', () => {
     expect(hostPort('x', '[::1]:10809')).toEqual({ host: '::1', port: 10809 })
     expect(hostPort('x', ':10809')).toEqual({ host: '127.0.0.1', port: 10809 })
     expect(() => hostPort('x', '10809')).toThrow(ConfigError)
+  })
+})
+
+describe('repeatedOption', () => {
+  /** Parses args as main.ts declares options (single strings, one alias, one array) and returns what the check saw. */
+  async function check(args: string[]): Promise<string | undefined> {
+    let seen: string | undefined
+    await yargs(args)
+      .option('nbd-address', { type: 'string' })
+      .option('size', { alias: 's', type: 'string' })
+      .option('tag', { type: 'string', array: true })
+      .option('auto-join', { type: 'boolean' })
+      .check((argv, declared) => {
+        seen = repeatedOption(argv, declared as unknown as DeclaredOptions)
+        return true
+      })
+      .parseAsync()
+    return seen
+  }
+
+  it('names a single-valued option given twice, instead of letting yargs join the values', async () => {
+    expect(await check(['--nbd-address', '127.0.0.1:18811', '--nbd-address', 'nope'])).toBe('--nbd-address given more than once')
+    expect(await check(['--nbd-address=127.0.0.1:1', '--nbd-address=127.0.0.1:1'])).toBe('--nbd-address given more than once')
+    expect(await check(['-s', '1GiB', '--size', '2GiB'])).toBe('-s/--size given more than once')
+  })
+
+  it('accepts each option once, an array option many times, and a repeated boolean', async () => {
+    expect(await check(['--nbd-address', '127.0.0.1:1', '--size', '1GiB'])).toBeUndefined()
+    expect(await check(['--tag', 'a', '--tag', 'b'])).toBeUndefined()
+    expect(await check(['--auto-join', '--auto-join'])).toBeUndefined()
+    expect(await check([])).toBeUndefined()
   })
 })
