@@ -42,6 +42,12 @@ export interface ClusterOptions {
   readyTimeoutMs?: number
   /** Time between SIGTERM and SIGKILL in stop() (default 10 000). */
   graceMs?: number
+  /**
+   * After the nodes are ready (and only with init and nodes > 0), wait up to this many ms until
+   * `torusctl list-peers` says Balanced: true, and record the outcome in `cluster.balanced`; a
+   * timeout is not a failure. Default 0: do not wait (the CLI's `up` waits 15 000).
+   */
+  waitBalancedMs?: number
   /** torusctl timeout (default 30 000). */
   ctlTimeoutMs?: number
   /** Aborts start-up (what was started is torn down). */
@@ -115,6 +121,13 @@ export interface Cluster {
   readonly nodes: ClusterNode[]
   /** Runs the built torusctl with `-C <etcd endpoint> --etcd-prefix <prefix>` before `args`. */
   torusctl(...args: string[]): Promise<CommandResult>
+  /** With `waitBalancedMs`: whether `list-peers` said Balanced in time; undefined when start-up did not wait. */
+  readonly balanced: boolean | undefined
+  /**
+   * Polls `torusctl -o json list-peers` (every `intervalMs`, default 250) until it says balanced:
+   * every ring member alive and on the current ring version. Resolves false after `timeoutMs` (default 15 000).
+   */
+  waitBalanced(options?: { timeoutMs?: number; intervalMs?: number }): Promise<boolean>
   /** Stops every node (SIGTERM, SIGKILL after graceMs), then etcd; removes the data dirs. Safe twice. */
   stop(options?: { graceMs?: number }): Promise<void>
   toJSON(): unknown
@@ -125,7 +138,7 @@ export class ClusterError extends Error {}
 /** A bad option or command (the CLI exits 2). */
 export class UsageError extends ClusterError {}
 
-export const DEFAULTS: Readonly<Required<Pick<ClusterOptions, 'nodes' | 'size' | 'replication' | 'ringType' | 'leaseTtl' | 'prefix' | 'logLevel' | 'readyTimeoutMs' | 'graceMs'>>>
+export const DEFAULTS: Readonly<Required<Pick<ClusterOptions, 'nodes' | 'size' | 'replication' | 'ringType' | 'leaseTtl' | 'prefix' | 'logLevel' | 'readyTimeoutMs' | 'graceMs' | 'waitBalancedMs'>>>
 export const DEFAULT_DIR: string
 export const TORUSD_BIN: string
 export const TORUSCTL_MAIN: string

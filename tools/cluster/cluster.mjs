@@ -36,6 +36,7 @@ export const DEFAULTS = Object.freeze({
   logLevel: 'info',
   readyTimeoutMs: 30_000,
   graceMs: 10_000,
+  waitBalancedMs: 0,
 })
 
 /** A failure the tool reports as one clear line (plus log excerpts), without a stack. */
@@ -62,9 +63,7 @@ export class UsageError extends ClusterError {
  * otherwise they are torn down by `cluster.stop()`, or killed if this process exits first.
  */
 export async function startCluster(options = {}) {
-  const o = { ...DEFAULTS, ...withoutUndefined(options) }
-  validate(o)
-  assertBuilt(o.nodes > 0)
+  const o = checkStart(options)
   const ownsDir = options.dir === undefined
   const dir = ownsDir ? fs.mkdtempSync(path.join(os.tmpdir(), 'torus-cluster-')) : prepareDir(path.resolve(options.dir))
   const cluster = new Cluster(dir, ownsDir || options.removeDir !== false, o)
@@ -94,6 +93,8 @@ class Cluster {
     this.secretFile = path.join(dir, SECRET_FILE)
     this.etcd = undefined
     this.nodes = []
+    /** With `waitBalancedMs`: whether list-peers said Balanced in time (undefined when not waited for). */
+    this.balanced = undefined
     if (!options.detached) process.on('exit', this.#onExit)
   }
 
@@ -144,7 +145,25 @@ class Cluster {
       await node.start()
       this.#save()
     }
+    if (o.init && o.nodes > 0 && o.waitBalancedMs > 0) this.balanced = await this.waitBalanced({ timeoutMs: o.waitBalancedMs })
     if (o.detached) for (const p of [this.etcd, ...this.nodes]) p.detach()
+  }
+
+  /**
+   * Polls `torusctl -o json list-peers` until it says `balanced` — every ring member alive, on the
+   * current ring version, moving no data — so this uses torusctl's own definition. A node reports
+   * a new ring version with its next heartbeat (every lease TTL / 3), so right after the nodes
+   * joined it can lag a few seconds. Resolves true once balanced, false after `timeoutMs`.
+   */
+  async waitBalanced({ timeoutMs = 15_000, intervalMs = 250 } = {}) {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const r = await this.torusctl('-o', 'json', 'list-peers')
+      if (r.code === 0 && parseJson(r.stdout)?.balanced === true) return true
+      if (Date.now() >= deadline) return false
+      if (this.options.signal?.aborted) throw new ClusterError('interrupted while waiting for the ring to be balanced')
+      await sleep(intervalMs)
+    }
   }
 
   /** Runs the built torusctl against this cluster's etcd and prefix. */
@@ -559,14 +578,38 @@ function validate(o) {
   o.init = o.init !== false
 }
 
+/**
+ * Everything startCluster refuses before it starts a process — bad options, a missing build, a
+ * --dir in use — so the CLI can refuse before it says "starting". Returns the merged options.
+ */
+function checkStart(options = {}) {
+  const o = { ...DEFAULTS, ...withoutUndefined(options) }
+  validate(o)
+  assertBuilt(o.nodes > 0)
+  if (options.dir !== undefined) checkDir(path.resolve(options.dir))
+  return o
+}
+
 // The CLI's --dir must be new or empty: `down` removes it entirely.
-function prepareDir(dir) {
+function checkDir(dir) {
   if (fs.existsSync(dir)) {
     if (fs.existsSync(path.join(dir, STATE_FILE))) throw new ClusterError(`${dir} already holds a cluster (${STATE_FILE}); run \`down --dir ${dir}\` first`)
     if (fs.readdirSync(dir).length > 0) throw new ClusterError(`${dir} exists and is not empty; pick a new --dir (down removes it)`)
   }
+}
+
+function prepareDir(dir) {
+  checkDir(dir)
   fs.mkdirSync(dir, { recursive: true })
   return dir
+}
+
+function parseJson(text) {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
 }
 
 function withoutUndefined(o) {
@@ -690,7 +733,8 @@ ports of 127.0.0.1 below 32768, each with its own data dir. Needs \`pnpm build\`
 commands:
   up        start etcd, run \`torusctl init\` (the cluster secret goes to DIR/cluster-secret, 0600,
             and every torusd gets --cluster-secret-file DIR/cluster-secret), start the nodes,
-            wait until each logs "torusd ready",
+            wait until each logs "torusd ready" and (up to 15 s) until \`torusctl list-peers\`
+            says Balanced: true (every node reports the current ring version),
             write DIR/cluster.json and print how to use the cluster; then exit, leaving the
             processes running (logs in DIR/*.log) unless --foreground is given
   status    show which recorded processes are alive and answering (exit 0 if all are, 3 if not)
@@ -730,6 +774,9 @@ const FLAGS = {
   nodes: 'int', size: 'string', replication: 'int', 'ring-type': 'string', 'lease-ttl': 'number', prefix: 'string',
   'log-level': 'string', dir: 'string', grace: 'number', foreground: 'bool', 'no-init': 'bool', json: 'bool', help: 'bool', node: 'int',
 }
+
+/** How long `up` waits for `torusctl list-peers` to say Balanced: true before it prints the summary anyway. */
+const UP_WAIT_BALANCED_MS = 15_000
 
 function parseCli(argv) {
   const out = { _: [] }
@@ -809,8 +856,7 @@ async function cli(argv) {
       }
       process.on('SIGINT', onSignal)
       process.on('SIGTERM', onSignal)
-      log(`starting etcd${args.nodes === 0 ? '' : ` and ${args.nodes ?? DEFAULTS.nodes} torusd`} in ${dir}`)
-      const starting = startCluster({
+      const options = {
         dir,
         removeDir: true,
         detached: !foreground,
@@ -823,8 +869,13 @@ async function cli(argv) {
         logLevel: args['log-level'],
         init: args['no-init'] !== true,
         graceMs,
+        // "up" means `torusctl list-peers` already says Balanced: true.
+        waitBalancedMs: UP_WAIT_BALANCED_MS,
         signal: abort.signal,
-      })
+      }
+      checkStart(options)
+      log(`starting etcd${args.nodes === 0 ? '' : ` and ${args.nodes ?? DEFAULTS.nodes} torusd`} in ${dir}`)
+      const starting = startCluster(options)
       const first = await Promise.race([starting.then((c) => ({ cluster: c })), interrupt.then((signal) => ({ signal }))])
       if (first.signal !== undefined) {
         log(`${first.signal} while starting; tearing down`)
@@ -834,6 +885,9 @@ async function cli(argv) {
       }
       // From here on the signal is ours to handle (only in the foreground).
       const cluster = first.cluster
+      if (cluster.balanced === false) {
+        log(`the ring is not balanced after ${UP_WAIT_BALANCED_MS / 1000} s (a node does not report the current ring version yet); see \`torusctl list-peers\``)
+      }
       process.stdout.write(summary(cluster))
       if (!foreground) return 0
       let stopping = false

@@ -7,7 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
-import { runCommand } from '../cluster.mjs'
+import { runCommand, TORUSCTL_MAIN } from '../cluster.mjs'
 
 const tool = path.join(path.dirname(fileURLToPath(import.meta.url)), '../cluster.mjs')
 const haveEtcd = (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, 'etcd')))
@@ -106,8 +106,14 @@ describe.skipIf(!haveEtcd)('tools/cluster CLI (needs etcd)', () => {
 
   it('start --node N runs a node that was SIGKILLed again, with its data dir and ports; down stops the new process', async () => {
     const dir = newDir()
-    expect((await cli('up', '--nodes', '2', '--size', '256MiB', '--lease-ttl', '3', '--dir', dir)).code).toBe(0)
-    const before = JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as State & { nodes: Array<{ ports: unknown }> }
+    const up = await cli('up', '--nodes', '2', '--size', '256MiB', '--lease-ttl', '3', '--dir', dir)
+    expect(up.code, up.stderr).toBe(0)
+    const before = JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as State & { nodes: Array<{ ports: unknown }>; prefix: string; etcd: { endpoint: string } }
+    // "up" waited until every node reports the current ring: list-peers is balanced at once.
+    expect(up.stderr).not.toMatch(/not balanced/)
+    const peers = await runCommand(process.execPath, [TORUSCTL_MAIN, '-C', before.etcd.endpoint, '--etcd-prefix', before.prefix, '-o', 'json', 'list-peers'])
+    expect(peers.code, peers.stderr).toBe(0)
+    expect(JSON.parse(peers.stdout)).toMatchObject({ balanced: true })
     const victim = before.nodes[1]!
     expect((await cli('start', '--node', '1', '--dir', dir)).stderr).toMatch(/node1 is running \(pid \d+\); use restart/)
     process.kill(victim.pid, 'SIGKILL')
@@ -195,6 +201,7 @@ describe.skipIf(!haveEtcd)('tools/cluster CLI (needs etcd)', () => {
       const r = await cli(...args, '--dir', dir)
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
       expect(r.stderr).toMatch(/^cluster: /)
+      expect(r.stderr).not.toMatch(/starting/)
       expect(fs.existsSync(dir)).toBe(false)
     }
   })
@@ -206,6 +213,18 @@ describe.skipIf(!haveEtcd)('tools/cluster CLI (needs etcd)', () => {
     const up = await cli('up', '--nodes', '0', '--dir', dir)
     expect(up.code).toBe(1)
     expect(up.stderr).toMatch(/exists and is not empty/)
+    expect(up.stderr).not.toMatch(/starting/)
     expect(fs.readFileSync(path.join(dir, 'precious.txt'), 'utf8')).toBe('keep me')
+  })
+
+  it('up refuses a --dir that already holds a cluster before saying it starts one', async () => {
+    const dir = newDir()
+    fs.mkdirSync(dir, { recursive: true })
+    const recorded = JSON.stringify({ kind: 'torus-local-cluster', version: 1, dir, nodes: [] })
+    fs.writeFileSync(path.join(dir, 'cluster.json'), recorded)
+    const up = await cli('up', '--dir', dir)
+    expect(up.code).toBe(1)
+    expect(up.stderr).toBe(`cluster: ${dir} already holds a cluster (cluster.json); run \`down --dir ${dir}\` first\n`)
+    expect(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8')).toBe(recorded)
   })
 })
