@@ -107,7 +107,8 @@ function peerCommands(y: Argv<Global>): Argv<Global> {
       'Remove peers from the ring; new ring version (refused while volumes exist: their blocks do not move yet)',
       (c) =>
         c
-          .positional('UUID', { type: 'string', array: true, demandOption: true, describe: 'peer UUIDs' })
+          // `default: undefined` drops the `[default: []]` yargs gives a variadic positional, which a required one never uses.
+          .positional('UUID', { type: 'string', array: true, demandOption: true, default: undefined, describe: 'peer UUIDs' })
           .option('force', { type: 'boolean', default: false, describe: 'change the ring although volumes exist: rebalance is not built, so their data would read as missing' })
           .example('$0 peer remove 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'take one peer out'),
       (a) => run((b, ctx) => peerRemove(b, (a.UUID ?? []).map(String), ctx, a.force))(a),
@@ -115,7 +116,7 @@ function peerCommands(y: Argv<Global>): Argv<Global> {
     .command(
       'forget <UUID..>',
       'Drop the records of decommissioned (DOWN, not in the ring) peers from list-peers',
-      (c) => c.positional('UUID', { type: 'string', array: true, demandOption: true, describe: 'peer UUIDs' }).example('$0 peer forget 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'forget a retired peer'),
+      (c) => c.positional('UUID', { type: 'string', array: true, demandOption: true, default: undefined, describe: 'peer UUIDs' }).example('$0 peer forget 3f1c2a9e-5b7d-4c1e-9a0b-2d4e6f8a1c3e', 'forget a retired peer'),
       (a) => run((b, ctx) => peerForget(b, (a.UUID ?? []).map(String), ctx))(a),
     )
     .demandCommand(1, 'peer: name a subcommand (add, remove, forget)')
@@ -140,7 +141,8 @@ function ringCommands(y: Argv<Global>): Argv<Global> {
 }
 
 async function main(): Promise<void> {
-  await yargs(hideBin(process.argv))
+  const cli = yargs(hideBin(process.argv))
+  await cli
     .scriptName('torusctl')
     .usage(
       `$0 [-C ENDPOINT] [--etcd-prefix PREFIX] <command>\n\nAdministers a Torus cluster. ENDPOINT is HOST:PORT[,HOST:PORT...] or etcd://HOST:PORT[,...] for a cluster in etcd, or torus://HOST:PORT for a single torusd (its peer address); default $TORUS_ENDPOINT, then ${configPath()}, then ${DEFAULT_ENDPOINT}.`,
@@ -172,17 +174,24 @@ async function main(): Promise<void> {
           return init(b, { blockSize: a['block-size'], replication: a.replication, ringType: a['ring-type'], secretFile }, ctx)
         })(a),
     )
-    .command('volume', 'Create, list and delete volumes', volumeCommands)
+    .command('volume', 'Create, list, inspect (status) and delete volumes', volumeCommands)
     .command(
       'list-peers',
       'List peers: address, UUID, size, used, ring membership (OK/Avail/DOWN), last heartbeat, rebalance/repair rates; then whether the ring is balanced',
       (c) => c.example('$0 -C 127.0.0.1:2379 list-peers', 'the peers of a cluster in etcd'),
       (a) => run(listPeers)(a),
     )
-    .command('peer', 'Add peers to the ring or remove them', peerCommands)
+    .command('peer', 'Add peers to the ring, remove them, or forget decommissioned ones', peerCommands)
     .command('ring', 'Show or change the ring (placement of blocks on peers)', ringCommands)
     .command('status', 'A torusd: its peer, addresses, capacity, usage and open volumes. etcd: a cluster summary', {}, (a) => run(status)(a))
-    .completion('completion', 'Print a bash completion script')
+    // Not yargs' .completion(): it prints the script even for `completion --help`. Tab completion
+    // itself (--get-yargs-completions, which the script calls) works without it.
+    .command(
+      'completion',
+      'Print a bash completion script',
+      (c) => c.example('$0 completion >> ~/.bashrc', 'complete torusctl commands in new shells'),
+      () => void cli.showCompletionScript(),
+    )
     .demandCommand(1, 'name a command')
     .strict()
     // Global, so it sees every subcommand's options. yargs hands check() its declared options,
