@@ -291,7 +291,7 @@ describe.skipIf(hosts.length === 0)('torusctl against etcd (built CLI)', () => {
     const get = (await ok('ring', 'get')).split('\n')
     expect(get.slice(0, 3)).toEqual(['Version: 1', 'Type: ketama', 'Replication: 2'])
     expect(get[3]!.split(/\s{2,}/)).toEqual(['UUID', 'WEIGHT', 'ADDRESS', 'STATE'])
-    expect(get[4]!.split(/\s{2,}/)).toEqual([PEER_A, String(5 * GiB), 'ws://10.0.0.1:40000', 'OK'])
+    expect(get[4]!.split(/\s{2,}/)).toEqual([PEER_A, '5.0 GiB', 'ws://10.0.0.1:40000', 'OK'])
 
     expect(await ok('ring', 'set-type', 'mod')).toBe('type ketama -> mod\nring version 1 -> 2\n')
     expect(await ok('ring', 'set-replication', '3')).toMatch(/^replication 2 -> 3\n.*\nring version 2 -> 3\n$/)

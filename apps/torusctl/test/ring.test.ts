@@ -51,7 +51,7 @@ function racingBackend(inner: ClusterBackend, races: number, rival: (ring: RingD
 }
 
 describe('ring get', () => {
-  it('prints version, type, replication and a member table with address and state', async () => {
+  it('prints version, type, replication and a member table with human weight, address and state (raw bytes in JSON)', async () => {
     await c.heartbeat(PEER_A)
     await c.heartbeat(PEER_B, {}, 5000)
     await peerAdd(c.backend, { uuids: [PEER_A, PEER_B], allPeers: false }, c.ctx())
@@ -61,9 +61,9 @@ describe('ring get', () => {
         'Version: 1',
         'Type: ketama',
         'Replication: 2',
-        'UUID                                  WEIGHT      ADDRESS              STATE',
-        `${PEER_A}  ${5 * GiB}  ws://10.0.0.1:40000  OK`,
-        `${PEER_B}  ${5 * GiB}  ws://10.0.0.2:40000  DOWN`,
+        'UUID                                  WEIGHT   ADDRESS              STATE',
+        `${PEER_A}  5.0 GiB  ws://10.0.0.1:40000  OK`,
+        `${PEER_B}  5.0 GiB  ws://10.0.0.2:40000  DOWN`,
         '',
       ].join('\n'),
     )

@@ -1,11 +1,14 @@
-import { TorusError } from '@torus/core'
+import { formatSize, TorusError } from '@torus/core'
 import type { RingType } from '@torus/core'
 import type { ClusterBackend } from '../backend.js'
 import { parseReplication } from '../endpoint.js'
 import { renderJson, renderTable, type CommandContext } from '../output.js'
 import { updateRing, type RingUpdate } from '../ring-update.js'
 
-/** `ring get`: version, type, replication, then one row per member with its address and state. */
+/**
+ * `ring get`: version, type, replication, then one row per member with its weight (bytes of
+ * capacity, shown like every other size; raw in JSON), address and state.
+ */
 export async function ringGet(backend: ClusterBackend, ctx: CommandContext): Promise<string> {
   const [ring, peers] = await Promise.all([backend.getRing(), backend.listPeers()])
   const byId = new Map(peers.map((p) => [p.id, p]))
@@ -15,7 +18,7 @@ export async function ringGet(backend: ClusterBackend, ctx: CommandContext): Pro
   })
   if (ctx.output === 'json') return renderJson({ version: ring.version, type: ring.type, replication: ring.replication, members })
   const lines = [`Version: ${ring.version}`, `Type: ${ring.type}`, `Replication: ${ring.replication}`]
-  let text = `${lines.join('\n')}\n` + renderTable(['UUID', 'WEIGHT', 'ADDRESS', 'STATE'], members.map((m) => [m.peer, String(m.weight), m.address ?? '-', m.state]))
+  let text = `${lines.join('\n')}\n` + renderTable(['UUID', 'WEIGHT', 'ADDRESS', 'STATE'], members.map((m) => [m.peer, formatSize(m.weight), m.address ?? '-', m.state]))
   if (members.length === 0) text += 'The ring has no members; add peers with: torusctl peer add --all-peers\n'
   return text
 }
