@@ -77,5 +77,9 @@ fi
 # Ask the daemon where it serves NBD: a daemon started earlier may use other ports than this run.
 nbd=$("$root/bin/torusctl" -o json status | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).addresses?.nbd ?? ""))')
 [ -n "$nbd" ] || { echo "torusd serves no NBD listener (--nbd-address off)" >&2; exit 1; }
-[ "$PEER_PORT" = 40000 ] || say "torusctl: export TORUS_ENDPOINT=torus://127.0.0.1:$PEER_PORT"
+if [ "$PEER_PORT" != 40000 ]; then
+  # torusctl's default endpoint is port 40000; the export line goes out plain, on its own, to copy.
+  say "torusctl: point it at this daemon with"
+  echo "export TORUS_ENDPOINT=torus://127.0.0.1:$PEER_PORT" >&2
+fi
 echo "nbd://$nbd/$VOLUME"
