@@ -40,16 +40,17 @@ function expectGone(state: State): void {
   for (const n of state.nodes) expect(fs.existsSync(n.dataDir)).toBe(false)
 }
 
-let parent: string
+const parents: string[] = []
 const leftovers: string[] = []
 afterEach(async () => {
   // A failed test must not leave a cluster running: `down` whatever is still recorded.
   for (const dir of leftovers.splice(0)) if (fs.existsSync(path.join(dir, 'cluster.json'))) await cli('down', '--dir', dir, '--grace', '2')
-  if (parent !== undefined) fs.rmSync(parent, { recursive: true, force: true })
+  for (const parent of parents.splice(0)) fs.rmSync(parent, { recursive: true, force: true })
 })
 
 function newDir(): string {
-  parent = fs.mkdtempSync(path.join(os.tmpdir(), 'torus-cluster-tool-'))
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'torus-cluster-tool-'))
+  parents.push(parent)
   const dir = path.join(parent, 'c')
   leftovers.push(dir)
   return dir
