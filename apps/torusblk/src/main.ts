@@ -1,7 +1,7 @@
-import { createJsonLogger, isTorusError, type Logger } from '@torus/core'
+import { createJsonLogger, isTorusError, repeatedOption, type DeclaredOptions, type Logger } from '@torus/core'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import { DEFAULTS, repeatedOption, resolveNbdServerConfig, UsageError, type DeclaredOptions, type RawNbdServerOptions } from './config.js'
+import { DEFAULTS, resolveNbdServerConfig, UsageError, type RawNbdServerOptions } from './config.js'
 import { Gateway } from './gateway.js'
 import { VERSION } from './version.js'
 

@@ -1,4 +1,4 @@
-import { isTorusError, RING_TYPES, type RingType } from '@torus/core'
+import { isTorusError, repeatedOption, RING_TYPES, type DeclaredOptions, type RingType } from '@torus/core'
 import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import type { ClusterBackend } from './backend.js'
@@ -11,7 +11,6 @@ import { resolveSecretFile, SECRET_FILE_ENV } from './cluster-secret.js'
 import { connect } from './connect.js'
 import { configPath, DEFAULT_ENDPOINT, DEFAULT_ETCD_PREFIX, resolveEndpoint, resolveEtcdPrefix, UsageError, type Endpoint } from './endpoint.js'
 import type { CommandContext, OutputFormat } from './output.js'
-import { repeatedOption, type DeclaredOptions } from './repeated-option.js'
 import { VERSION } from './version.js'
 
 // Exit codes: 0 success, 1 the operation failed, 2 bad usage.

@@ -3,7 +3,7 @@
 // declares torusctl's options, with repeatedOption as its global check.
 import { describe, expect, it } from 'vitest'
 import yargs from 'yargs'
-import { repeatedOption, type DeclaredOptions } from '../src/repeated-option.js'
+import { repeatedOption, type DeclaredOptions } from '@torus/core'
 
 /** Parses args and returns what the check saw in the subcommand (or at the top level). */
 async function check(args: string[]): Promise<string | undefined> {

@@ -1,7 +1,7 @@
-import { createJsonLogger, isTorusError, type Logger } from '@torus/core'
+import { createJsonLogger, isTorusError, repeatedOption, type DeclaredOptions, type Logger } from '@torus/core'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import { ConfigError, DEFAULTS, defaultDataDir, repeatedOption, resolveConfig, type DeclaredOptions } from './config.js'
+import { ConfigError, DEFAULTS, defaultDataDir, resolveConfig } from './config.js'
 import { Daemon } from './daemon.js'
 import { VERSION } from './version.js'
 

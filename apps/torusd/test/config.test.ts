@@ -5,7 +5,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import yargs from 'yargs'
-import { ConfigError, hostPort, repeatedOption, resolveConfig, type DeclaredOptions } from '../src/config.js'
+import { repeatedOption, type DeclaredOptions } from '@torus/core'
+import { ConfigError, hostPort, resolveConfig } from '../src/config.js'
 
 describe('resolveConfig', () => {
   it('uses defaults when nothing is given', () => {
