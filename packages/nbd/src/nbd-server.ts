@@ -41,12 +41,19 @@ const DEFAULT_MAX_CONNECTIONS = 64
 /** Over-limit clients told why at once; more are cut off without a word. */
 const REFUSAL_SLOTS = 8
 const REFUSAL_HANDSHAKE_TIMEOUT_MS = 5_000
+/**
+ * When every slot is taken, a connection still in its handshake after this long gives its slot
+ * to a new client: a real client finishes the handshake in milliseconds, so sockets that
+ * connect and say nothing cannot lock clients out for the handshake timeout.
+ */
+const IDLE_HANDSHAKE_EVICT_MS = 1_000
 
 export class NbdServer {
   readonly #options: NbdServerOptions
   readonly #log: Logger
   readonly #stats: NbdStats = createNbdStats()
-  readonly #connections = new Set<NbdConnection>()
+  /** Served connections, oldest first, with when each was accepted. */
+  readonly #connections = new Map<NbdConnection, number>()
   /** Over-limit connections in their refusal handshake (not counted in `connections`). */
   readonly #refusals = new Set<NbdConnection>()
   readonly #serveOptions: NbdServeOptions
@@ -129,9 +136,9 @@ export class NbdServer {
     const stopped =
       server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
     const timeoutMs = this.#options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS
-    const conns = [...this.#connections]
+    const conns = [...this.#connections.keys()]
     const timer = setTimeout(() => {
-      for (const c of this.#connections) c.destroy()
+      for (const c of this.#connections.keys()) c.destroy()
     }, timeoutMs)
     timer.unref()
     for (const c of this.#refusals) c.destroy()
@@ -147,7 +154,7 @@ export class NbdServer {
       return
     }
     const limit = this.#options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
-    if (this.#connections.size >= limit) {
+    if (this.#connections.size >= limit && !this.#evictIdleHandshake(socket)) {
       this.#stats.refusedConnections++
       this.#log.warn('connection refused: too many connections', { limit, remote: socket.remoteAddress })
       this.#refuse(socket, limit)
@@ -155,9 +162,24 @@ export class NbdServer {
     }
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}` // before #serveDirect detaches it
     const conn = this.#serveDirect(socket) ?? this.#serveStream(socket)
-    this.#connections.add(conn)
+    this.#connections.set(conn, Date.now())
     this.#log.debug('connection', { remote })
     void conn.closed.then(() => this.#connections.delete(conn))
+  }
+
+  /** Closes the oldest connection idle in its handshake for IDLE_HANDSHAKE_EVICT_MS, if any. */
+  #evictIdleHandshake(socket: Socket): boolean {
+    const before = Date.now() - IDLE_HANDSHAKE_EVICT_MS
+    for (const [conn, accepted] of this.#connections) {
+      if (accepted > before) break
+      if (conn.state !== 'handshake') continue
+      this.#connections.delete(conn)
+      conn.destroy()
+      this.#stats.evictedHandshakes++
+      this.#log.warn('all connection slots taken: closed one still in its handshake to serve a new client', { idleMs: Date.now() - accepted, remote: socket.remoteAddress })
+      return true
+    }
+    return false
   }
 
   /**

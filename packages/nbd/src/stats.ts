@@ -31,6 +31,8 @@ export interface NbdStats {
   handshakeTimeouts: number
   /** Connections closed on accept because `maxConnections` were already open. */
   refusedConnections: number
+  /** Connections still in their handshake closed to give their slot to a new client (all slots taken). */
+  evictedHandshakes: number
 }
 
 export function createNbdStats(): NbdStats {
@@ -44,6 +46,7 @@ export function createNbdStats(): NbdStats {
     protocolErrors: 0,
     handshakeTimeouts: 0,
     refusedConnections: 0,
+    evictedHandshakes: 0,
   }
 }
 

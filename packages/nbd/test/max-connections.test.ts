@@ -1,6 +1,7 @@
 // The server bounds how many connections it serves at once (and so its memory): past
 // `maxConnections` a new client gets the handshake and an export error naming the limit (a few
-// at a time; beyond those the socket is closed at once), and a slot frees when a client leaves.
+// at a time; beyond those the socket is closed at once), and a slot frees when a client leaves,
+// or when a connection sat silent in its handshake for a second and a new client needs it.
 import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { NbdServer } from '../src/index.js'
@@ -42,6 +43,38 @@ describe('NbdServer maxConnections', () => {
       d.destroy()
       b.destroy()
     } finally {
+      await server.close()
+    }
+  })
+
+  it('gives the slot of a connection silent in its handshake for a second to a new client', async () => {
+    const device = new MemoryDevice(1024 * 1024)
+    const server = new NbdServer({ listExports: () => [], resolveExport: () => device, maxConnections: 2 })
+    const { port } = await server.listen({ host: '127.0.0.1', port: 0 })
+    const clients: RawClient[] = []
+    try {
+      const served = await open(port)
+      clients.push(served)
+      await served.connect('x')
+      const silent = await open(port)
+      clients.push(silent)
+      await until(() => server.connections === 2)
+      // Within its first second a handshake keeps its slot: the next client is refused.
+      const early = await open(port)
+      clients.push(early)
+      await early.start()
+      expect((await early.go('x')).final).toBe(C.REP_ERR_POLICY)
+      await new Promise((r) => setTimeout(r, 1_100))
+      const late = await open(port)
+      clients.push(late)
+      expect((await late.connect('x')).sizeBytes).toBe(1024 * 1024)
+      expect(server.stats.evictedHandshakes).toBe(1)
+      expect((await silent.expectClose()).byteLength).toBeGreaterThan(0) // it had got the greeting only
+      // The client in transmission is never evicted.
+      served.request(C.CMD_WRITE, { cookie: 1n, offset: 0, data: new Uint8Array([7]) })
+      expect(await served.readReply()).toMatchObject({ error: 0, cookie: 1n })
+    } finally {
+      for (const c of clients) c.destroy()
       await server.close()
     }
   })
