@@ -1,7 +1,7 @@
 // The server bounds how many connections it serves at once (and so its memory): past
 // `maxConnections` a new client gets the handshake and an export error naming the limit (a few
 // at a time; beyond those the socket is closed at once), and a slot frees when a client leaves,
-// or when a connection sat silent in its handshake for a second and a new client needs it.
+// or when a connection has not finished its handshake within a second and a new client needs it.
 import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { NbdServer } from '../src/index.js'
