@@ -56,9 +56,10 @@ export interface DistributedBlockStoreOptions {
   /** Per-request deadline for replica calls. Default: the transport's. */
   requestTimeoutMs?: number
   /**
-   * Told when this gateway found a replica stale outside a write's own record (a copy failing
-   * its checksums, a replica restarted since it took unflushed writes, a record that failed):
-   * the mark is in memory only until repair records it, so a daemon runs repair soon.
+   * Told when this gateway holds a stale mark no write is about to record (a copy failing its
+   * checksums, a replica restarted since it took unflushed writes, a record that failed): the
+   * mark is in memory only until repair records it, so a daemon runs repair soon. At most once
+   * a second per volume; not for the degraded writes that record their own marks.
    */
   onStaleFound?: (volumeId: VolumeId) => void
   logger?: Logger
@@ -159,6 +160,8 @@ export class DistributedBlockStore extends AbstractBlockStore {
   readonly #peerAddress: (peer: PeerId) => string | undefined
   readonly #onDegraded: DegradedHook | undefined
   readonly #onStaleFound: ((volumeId: VolumeId) => void) | undefined
+  /** When #notifyStale last told `onStaleFound`, per volume. */
+  readonly #notified = new Map<VolumeId, number>()
   readonly #timeoutMs: number | undefined
   readonly #log: Logger
   #ring: Ring
@@ -576,7 +579,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     }
   }
 
-  #clearLater(tenure: Tenure, peer: PeerId, index: number | 'all'): void {
+  #clearLater(tenure: Pick<Tenure, 'volumeId' | 'generation'>, peer: PeerId, index: number | 'all'): void {
     let pending = this.#toClear.get(tenure.volumeId)
     if (pending === undefined || pending.generation !== tenure.generation) this.#toClear.set(tenure.volumeId, (pending = { generation: tenure.generation, items: new Map() }))
     pending.items.set(`${peer}:${index}`, { peer, index })
@@ -621,16 +624,27 @@ export class DistributedBlockStore extends AbstractBlockStore {
           return
         }
         source = agreed
-        targets = agreed.owners.filter((p) => p === peer || this.#pendingCurrent.get(key)?.has(p) !== true)
+        targets = [peer, ...agreed.owners.filter((p) => p !== peer && this.#pendingCurrent.get(key)?.has(p) !== true)]
         this.#log.info('repair: every copy of a block was stale but all agree; they are the block again', { volume: ref.volumeId, index: ref.index, owners: agreed.owners })
       }
-      sent = { bytes: 0, peers: [] }
+      // `peer` first: if its copy fails, the item fails as any copy would. Another owner's
+      // failure leaves that owner stale for its own item to retry, and the copies that landed
+      // are still reported, so their records get cleared once a flush confirms them.
+      const done: { bytes: number; peers: PeerId[] } = { bytes: 0, peers: [] }
       for (const target of targets) {
-        const copy = await this.#copyBlock(tenure, ref, target, source)
-        sent.bytes += copy.bytes
-        sent.peers.push(target)
+        let copy: { bytes: number; incarnation: string }
+        try {
+          copy = await this.#copyBlock(tenure, ref, target, source)
+        } catch (err) {
+          if (target === peer || this.#endsRepair(err, ref.volumeId)) throw err
+          this.#log.warn('repair: block copy failed', { volume: ref.volumeId, index: ref.index, peer: target, code: isTorusError(err) ? err.code : undefined })
+          continue
+        }
+        done.bytes += copy.bytes
+        done.peers.push(target)
         this.#pendingCurrent.set(key, (this.#pendingCurrent.get(key) ?? new Map()).set(target, { incarnation: copy.incarnation, round: this.#round }))
       }
+      sent = done
     })
     return sent
   }
@@ -977,7 +991,11 @@ export class DistributedBlockStore extends AbstractBlockStore {
         }
         this.#noteAllocated(ref, allocated)
         this.#suspect.delete(peer)
-        if (restarted !== undefined) this.#markStaleUnrecorded(ref, restarted.filter((p) => this.#dirty.get(p)?.blocks.has(ref.toString()) === true))
+        if (restarted !== undefined) {
+          const lost = restarted.filter((p) => this.#dirty.get(p)?.blocks.has(ref.toString()) === true)
+          this.#markStaleUnrecorded(ref, lost)
+          if (lost.length > 0) this.#notifyStale(ref.volumeId)
+        }
         if (corrupt !== undefined) this.#reportCorrupt(ref, corrupt, peer, offsetBytes === 0 && target.byteLength === this.blockSizeBytes)
         return allocated
       } catch (err) {
@@ -1237,8 +1255,14 @@ export class DistributedBlockStore extends AbstractBlockStore {
         set?.delete(peer)
         if (set?.size === 0) this.#stale.delete(key)
         const owed = this.#unrecorded.get(key)
+        const recorded = owed?.has(peer) !== true
         owed?.delete(peer)
         if (owed?.size === 0) this.#unrecorded.delete(key)
+        // Its record goes too (at the next repair pass, if this gateway still holds the volume
+        // then): left behind, it would make a later holder shut a current copy out.
+        const [volumeId, index] = key.split(':').map(Number) as [VolumeId, number]
+        const generation = this.generation(volumeId)
+        if (recorded && generation !== 0) this.#clearLater({ volumeId, generation }, peer, index)
       }
       if (pending.size === 0) this.#pendingCurrent.delete(key)
     }
@@ -1308,7 +1332,18 @@ export class DistributedBlockStore extends AbstractBlockStore {
     const owed = this.#unrecorded.get(key) ?? new Set<PeerId>()
     for (const p of peers) owed.add(p)
     this.#unrecorded.set(key, owed)
-    this.#onStaleFound?.(ref.volumeId)
+  }
+
+  /**
+   * Tells `onStaleFound` of a mark no write is about to record (at most once a second per
+   * volume: a failing etcd or a peer that keeps failing must not make repair run back to back).
+   */
+  #notifyStale(volumeId: VolumeId): void {
+    if (this.#onStaleFound === undefined) return
+    const now = Date.now()
+    if ((this.#notified.get(volumeId) ?? 0) > now - 1000) return
+    this.#notified.set(volumeId, now)
+    this.#onStaleFound(volumeId)
   }
 
   /** Makes `peers`' stale marks for `ref` durable through `onDegraded`; TORUS_UNAVAILABLE if it cannot. */
@@ -1317,6 +1352,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     try {
       await this.#onDegraded(ref, peers, { generation: this.generation(ref.volumeId) })
     } catch (err) {
+      this.#notifyStale(ref.volumeId)
       throw new TorusError('TORUS_UNAVAILABLE', `the ${what} reached only some replicas and the stale ones could not be recorded`, {
         cause: err,
         details: { volumeId: ref.volumeId, index: ref.index, stale: [...peers] },
@@ -1491,6 +1527,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
       const bad = peers.filter((p) => owners.includes(p) && this.#stale.get(ref.toString())?.has(p) !== true)
       if (bad.length === 0) return
       this.#markStaleUnrecorded(ref, bad)
+      this.#notifyStale(ref.volumeId)
       this.#log.warn('replica copy failed its checksums; it serves the block no more until repaired', { volume: ref.volumeId, index: ref.index, replicas: bad })
     }
     if (wholeBlock) return mark()

@@ -139,6 +139,14 @@ describe('a copy that fails its checksums', () => {
     await b.store.write(ref, 0, new Uint8Array(B).fill(0x42))
     await b.store.flush()
     const first = b.store.ring.peersFor(blockKey(volumeId, ref.index))[0] === a.peer ? a : x
+    // A degraded write records its own mark: nothing to tell.
+    const other = blockOn(c, volumeId, [x.peer, b.peer])
+    c.isolate(x)
+    await b.store.write(other, 0, new Uint8Array(B).fill(0x11))
+    await b.store.flush()
+    expect((await metadata.listStaleReplicas(volumeId)).map((r) => [r.peer, r.index])).toEqual([[x.peer, other.index]])
+    c.restore(x)
+    await repairUntil(b.store, volumeId, metadata, (r) => r.remaining === 0)
     await first.local.put(ref, new Uint8Array(B).fill(0x66))
     expect(found).toEqual([])
     await b.store.read(ref, 0, new Uint8Array(B))
@@ -160,6 +168,30 @@ describe('a copy that fails its checksums', () => {
     c.isolate(x)
     await expect(b.store.read(ref, 0, new Uint8Array(B))).rejects.toMatchObject({ code: 'TORUS_UNAVAILABLE' })
     expect(b.store.staleReplicas(ref)).toEqual([])
+  })
+})
+
+describe('a stale replica made current by a client', () => {
+  it('loses its record too: a whole-block put that a flush confirmed needs no repair, and the next holder must not shut it out', async () => {
+    const { c, metadata, volumeId, a, b } = await setUp()
+    await fenceVolume(b.store, metadata, volumeId, await lockAs(metadata))
+    const ref = blockOn(c, volumeId, [a.peer])
+    c.isolate(a)
+    await b.store.write(ref, 0, new Uint8Array(B).fill(0x21))
+    await b.store.flush()
+    expect((await metadata.listStaleReplicas(volumeId)).map((r) => r.peer)).toEqual([a.peer])
+    c.restore(a)
+    // The client rewrites the whole block before any repair: a gets it, and a flush confirms it.
+    for (let i = 0; i < 100 && b.store.staleReplicas(ref).length > 0; i++) {
+      await b.store.put(ref, new Uint8Array(B).fill(0x22)).catch(() => {})
+      await b.store.flush().catch(() => {})
+      if (b.store.staleReplicas(ref).length > 0) await new Promise((r) => setTimeout(r, 20))
+    }
+    expect(b.store.staleReplicas(ref)).toEqual([])
+    expect(await held(a, ref)).toEqual(new Array(B).fill(0x22))
+    // The record is still there until the next repair pass clears it.
+    expect(await b.store.repairVolume(volumeId, { metadata })).toMatchObject({ bytes: 0, remaining: 0 })
+    expect(await metadata.listStaleReplicas(volumeId)).toEqual([])
   })
 })
 

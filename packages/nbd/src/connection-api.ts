@@ -60,6 +60,8 @@ export interface NbdServeOptions {
 export interface NbdConnection {
   /** 'handshake', 'transmission', 'closing' (DISC or shutdown, finishing requests), 'closed'. */
   readonly state: 'handshake' | 'transmission' | 'closing' | 'closed'
+  /** In the handshake and not working on an option the client sent (e.g. opening its export): the client owes the next move. */
+  readonly waitingForClient: boolean
   /** Export name chosen by the client, once in transmission. */
   readonly exportName: string | undefined
   /** Requests being executed right now. */

@@ -195,6 +195,10 @@ class Connection implements NbdConnection {
     return this.#exportName
   }
 
+  get waitingForClient(): boolean {
+    return this.#state === 'handshake' && !this.#handshakeBusy
+  }
+
   get inflight(): number {
     return this.#inflight
   }

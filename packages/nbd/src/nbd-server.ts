@@ -167,12 +167,13 @@ export class NbdServer {
     void conn.closed.then(() => this.#connections.delete(conn))
   }
 
-  /** Closes the oldest connection idle in its handshake for IDLE_HANDSHAKE_EVICT_MS, if any. */
+  /** Closes the oldest connection still in its handshake after IDLE_HANDSHAKE_EVICT_MS and waiting on its client, if any. */
   #evictIdleHandshake(socket: Socket): boolean {
     const before = Date.now() - IDLE_HANDSHAKE_EVICT_MS
     for (const [conn, accepted] of this.#connections) {
       if (accepted > before) break
-      if (conn.state !== 'handshake') continue
+      // Not one whose export is being opened (taking a lock, fencing replicas may take seconds).
+      if (!conn.waitingForClient) continue
       this.#connections.delete(conn)
       conn.destroy()
       this.#stats.evictedHandshakes++

@@ -47,7 +47,7 @@ describe('NbdServer maxConnections', () => {
     }
   })
 
-  it('gives the slot of a connection silent in its handshake for a second to a new client', async () => {
+  it('gives the slot of a connection still waiting in its handshake after a second to a new client', async () => {
     const device = new MemoryDevice(1024 * 1024)
     const server = new NbdServer({ listExports: () => [], resolveExport: () => device, maxConnections: 2 })
     const { port } = await server.listen({ host: '127.0.0.1', port: 0 })
@@ -73,6 +73,32 @@ describe('NbdServer maxConnections', () => {
       // The client in transmission is never evicted.
       served.request(C.CMD_WRITE, { cookie: 1n, offset: 0, data: new Uint8Array([7]) })
       expect(await served.readReply()).toMatchObject({ error: 0, cookie: 1n })
+    } finally {
+      for (const c of clients) c.destroy()
+      await server.close()
+    }
+  })
+
+  it('does not take the slot of a client whose export is still being opened, however long that takes', async () => {
+    const device = new MemoryDevice(1024 * 1024)
+    let opened!: () => void
+    const slowOpen = new Promise<void>((r) => (opened = r))
+    const server = new NbdServer({ listExports: () => [], maxConnections: 1, resolveExport: async () => (await slowOpen, device) })
+    const { port } = await server.listen({ host: '127.0.0.1', port: 0 })
+    const clients: RawClient[] = []
+    try {
+      const slow = await open(port)
+      clients.push(slow)
+      await slow.start()
+      const going = slow.go('x', [C.INFO_BLOCK_SIZE])
+      await new Promise((r) => setTimeout(r, 1_100))
+      const next = await open(port)
+      clients.push(next)
+      await next.start()
+      expect((await next.go('x')).final).toBe(C.REP_ERR_POLICY)
+      expect(server.stats.evictedHandshakes).toBe(0)
+      opened()
+      expect((await going).final).toBe(C.REP_ACK)
     } finally {
       for (const c of clients) c.destroy()
       await server.close()
