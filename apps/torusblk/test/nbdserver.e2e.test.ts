@@ -63,7 +63,8 @@ describe.skipIf(!haveTools)('torusblk nbdserver against a 3-node cluster (needs 
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'torusblk-e2e-'))
     dirs = { cwd: path.join(scratch, 'cwd'), home: path.join(scratch, 'home'), tmp: path.join(scratch, 'tmp') }
     for (const d of Object.values(dirs)) fs.mkdirSync(d)
-    cluster = await startCluster({ nodes: 3, size: '1GiB', replication: 2, leaseTtl: LEASE_TTL_S, prefix: 'torusblk-e2e/' })
+    // No idle-volume repair: a torusd opening a volume to repair it would refuse the opens these tests make.
+    cluster = await startCluster({ nodes: 3, size: '1GiB', replication: 2, leaseTtl: LEASE_TTL_S, prefix: 'torusblk-e2e/', torusdArgs: ['--idle-repair-interval', '0'] })
     for (const name of ['pad', 'held', 'term']) {
       const r = await cluster.torusctl('volume', 'create-block', name, '64MiB')
       if (r.code !== 0) throw new Error(`create-block ${name}: ${r.stderr}`)

@@ -31,6 +31,8 @@ export interface DaemonConfig {
   clusterSecret: { bytes: Uint8Array; source: string } | undefined
   /** Bytes per second repair may copy to stale replicas of the volumes this node serves; 0 turns repair off. */
   repairRateBytes: number
+  /** How often to look for volumes nobody has open that have stale copies (see IdleRepair); 0 turns that off. */
+  idleRepairIntervalMs: number
 }
 
 /** A configuration problem the operator must fix; torusd exits 2 with this message. */
@@ -56,6 +58,7 @@ export interface RawOptions {
   lockGrace?: string | number | undefined
   clusterSecretFile?: string | undefined
   repairRate?: string | undefined
+  idleRepairInterval?: string | number | undefined
 }
 
 export const DEFAULTS = {
@@ -71,6 +74,7 @@ export const DEFAULTS = {
   etcdPrefix: 'torus/',
   lockGraceSeconds: 60,
   repairRate: '64MiB',
+  idleRepairIntervalSeconds: 30,
 }
 
 export function defaultDataDir(): string {
@@ -142,6 +146,12 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     }
   }
 
+  const idleRaw = pick(flags.idleRepairInterval, 'TORUS_IDLE_REPAIR_INTERVAL') ?? DEFAULTS.idleRepairIntervalSeconds
+  const idle = Number(idleRaw)
+  if (!Number.isFinite(idle) || idle < 0 || idle > 86400 || String(idleRaw).trim() === '') {
+    throw new ConfigError(`--idle-repair-interval/TORUS_IDLE_REPAIR_INTERVAL must be 0 (off) to 86400 seconds, got ${formatRaw(idleRaw)}`)
+  }
+
   const clusterSecret = readClusterSecret(flags.clusterSecretFile ?? nonEmpty(env.TORUS_CLUSTER_SECRET_FILE), nonEmpty(env.TORUS_CLUSTER_SECRET))
 
   return {
@@ -162,6 +172,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     lockGraceMs: Math.round(grace * 1000),
     clusterSecret,
     repairRateBytes,
+    idleRepairIntervalMs: Math.round(idle * 1000),
   }
 }
 

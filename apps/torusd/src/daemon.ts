@@ -23,6 +23,7 @@ import { WsTransport } from '@torus/transport'
 import { VolumeManager } from '@torus/volume'
 import { ConfigError, type DaemonConfig } from './config.js'
 import { clusterIdentity, createDataDir, loadOrCreatePeerId, lockDataDir, PendingDeletes, readClusterBinding, writeClusterBinding } from './data-dir.js'
+import { IdleRepair } from './idle-repair.js'
 import { createRouter, readJson, sendJson } from './http-util.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { PeerPresence } from './peer-presence.js'
@@ -64,6 +65,7 @@ export class Daemon {
   /** With etcd: the replicated store volumes are served from (it owns `#store`). */
   #distributor: DistributedBlockStore | undefined
   #repair: RepairLoop | undefined
+  #idleRepair: IdleRepair | undefined
   #transport: WsTransport | undefined
   #view: ClusterView | undefined
   #volumes: VolumeManager | undefined
@@ -216,6 +218,19 @@ export class Daemon {
       const volumes = this.#volumes
       this.#repair = new RepairLoop({ store: distributor, metadata, volumes: () => volumes.held(), bytesPerSecond: config.repairRateBytes, logger: this.#log })
       this.#repair.start()
+      const view = this.#view
+      if (view !== undefined && config.idleRepairIntervalMs > 0) {
+        this.#idleRepair = new IdleRepair({
+          metadata,
+          volumes,
+          staleMarks: (id) => distributor.staleMarkCount(id),
+          ring: () => view.ring.descriptor,
+          peerId: this.#peerId!,
+          intervalMs: config.idleRepairIntervalMs,
+          logger: this.#log,
+        })
+        this.#idleRepair.start()
+      }
     }
 
     const nbdAddress = await this.#startNbd()
@@ -436,6 +451,7 @@ export class Daemon {
     const peerServerClosed = closeServer(this.#peerServer)
     await closeServer(this.#httpServer)
     await this.#nbd?.close()
+    await this.#idleRepair?.stop()
     await this.#repair?.stop()
     await this.#volumes?.closeAll()
     await this.#presence?.stop()

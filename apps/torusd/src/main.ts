@@ -33,6 +33,10 @@ async function main(): Promise<void> {
       type: 'string',
       describe: `Most bytes per second copied to stale replicas of the volumes this node serves, e.g. 64MiB; 0 turns repair off [env TORUS_REPAIR_RATE] (default ${DEFAULTS.repairRate})`,
     })
+    .option('idle-repair-interval', {
+      type: 'string',
+      describe: `Seconds between looks for volumes nobody has open that have stale copies; one node (the lowest ring member id, only while every member is up) opens each to repair it; 0 turns that off [env TORUS_IDLE_REPAIR_INTERVAL] (default ${DEFAULTS.idleRepairIntervalSeconds})`,
+    })
     .option('cluster-secret-file', {
       type: 'string',
       describe: 'File holding the cluster secret that torusctl init wrote; peers prove they know it. Needed with --etcd [env TORUS_CLUSTER_SECRET_FILE, or the secret itself in TORUS_CLUSTER_SECRET]',
@@ -72,6 +76,7 @@ async function main(): Promise<void> {
       lockGrace: argv['lock-grace'],
       clusterSecretFile: argv['cluster-secret-file'],
       repairRate: argv['repair-rate'],
+      idleRepairInterval: argv['idle-repair-interval'],
     })
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -22,7 +22,8 @@ afterEach(async () => {
 
 /** Runs `fn` against a fresh cluster and always tears it down, also when `fn` fails. */
 async function withCluster(options: ClusterOptions, fn: (cluster: Cluster) => Promise<void>): Promise<void> {
-  const cluster = await startCluster({ nodes: 3, size: '5GiB', leaseTtl: LEASE_TTL_S, prefix: 'e2e-cluster/', ...options })
+  // No idle-volume repair: a node opening a volume to repair it would refuse the opens these tests make.
+  const cluster = await startCluster({ nodes: 3, size: '5GiB', leaseTtl: LEASE_TTL_S, prefix: 'e2e-cluster/', ...options, torusdArgs: ['--idle-repair-interval', '0', ...(options.torusdArgs ?? [])] })
   try {
     await fn(cluster)
   } finally {

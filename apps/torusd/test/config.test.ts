@@ -34,6 +34,9 @@ describe('resolveConfig', () => {
     expect(resolveConfig({ repairRate: '8MiB/s' }, {}).repairRateBytes).toBe(8 * 1024 ** 2)
     expect(resolveConfig({}, { TORUS_REPAIR_RATE: '1GiB' }).repairRateBytes).toBe(1024 ** 3)
     expect(resolveConfig({ repairRate: '0' }, { TORUS_REPAIR_RATE: '1GiB' }).repairRateBytes).toBe(0)
+    expect(resolveConfig({}, {}).idleRepairIntervalMs).toBe(30_000)
+    expect(resolveConfig({}, { TORUS_IDLE_REPAIR_INTERVAL: '0' }).idleRepairIntervalMs).toBe(0)
+    expect(resolveConfig({ idleRepairInterval: '2.5' }, { TORUS_IDLE_REPAIR_INTERVAL: '0' }).idleRepairIntervalMs).toBe(2500)
   })
 
   it('reads the cluster settings: etcd endpoints, prefix, AUTO_JOIN, DEBUG_INIT, lock grace', () => {
@@ -87,6 +90,8 @@ describe('resolveConfig', () => {
       [{}, { TORUS_LOCK_GRACE: 'soon' }, /TORUS_LOCK_GRACE/],
       [{ repairRate: 'fast' }, {}, /--repair-rate/],
       [{}, { TORUS_REPAIR_RATE: '-5MiB' }, /TORUS_REPAIR_RATE/],
+      [{ idleRepairInterval: 'often' }, {}, /--idle-repair-interval/],
+      [{}, { TORUS_IDLE_REPAIR_INTERVAL: '-1' }, /TORUS_IDLE_REPAIR_INTERVAL/],
       [{ nbdMaxConnections: '0' }, {}, /--nbd-max-connections/],
       [{ nbdMaxConnections: '1.5' }, {}, /--nbd-max-connections/],
       [{}, { TORUS_NBD_MAX_CONNECTIONS: 'lots' }, /TORUS_NBD_MAX_CONNECTIONS/],

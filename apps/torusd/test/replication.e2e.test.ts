@@ -28,8 +28,12 @@ afterEach(async () => {
   await stopAllServices()
 })
 
-async function cluster(): Promise<Cluster> {
-  const c = await startCluster({ nodes: 3, size: '5GiB', leaseTtl: LEASE_TTL_S, replication: 2, prefix: 'e2e-replication/' })
+/**
+ * `idleRepairInterval`: torusd --idle-repair-interval; 0 (off) unless a test is about it, since
+ * a node that opens a volume to repair it would refuse the opens the other tests make.
+ */
+async function cluster(idleRepairInterval = 0): Promise<Cluster> {
+  const c = await startCluster({ nodes: 3, size: '5GiB', leaseTtl: LEASE_TTL_S, replication: 2, prefix: 'e2e-replication/', torusdArgs: ['--idle-repair-interval', String(idleRepairInterval)] })
   cleanups.push(() => c.stop({ graceMs: 5_000 }))
   return c
 }
@@ -293,6 +297,48 @@ describe.skipIf(!haveSession)('a peer that was down while the volume was written
     await a.kill('SIGKILL')
     await waitForTakeover(late, 'pad')
     await io(late, 'read -P 0xa5 0 4k', 'read -P 0x22 4k 64508k', 'read -P 0x33 64M 32M', 'read -P 0 96M 1M')
+    expect(b.running).toBe(true)
+  })
+})
+
+describe.skipIf(!haveSession)('a volume nobody has open is repaired once every peer is back (idle-volume repair) (needs etcd, python3-libnbd, qemu-io)', () => {
+  it('one node opens it, copies what the restarted peer missed, clears the records and lets it go', async () => {
+    const c = await cluster(1)
+    const [a, b, late] = [c.nodes[0]!, c.nodes[1]!, c.nodes[2]!]
+    await ctl(c, 'volume', 'create-block', 'pad', '64MiB')
+    const io = async (node: ClusterNode, ...cmds: string[]): Promise<void> => {
+      const r = await run('qemu-io', ['-f', 'raw', node.nbdUri('pad'), ...cmds.flatMap((x) => ['-c', x])], { timeoutMs: 120_000 })
+      expect(r.code, r.stdout + r.stderr).toBe(0)
+      expect(r.stdout).not.toMatch(/Pattern verification failed|error/i)
+    }
+    const staleKeys = async (): Promise<string[]> => {
+      const r = await run('etcdctl', ['--endpoints', c.etcd.endpoint, 'get', '--prefix', '--keys-only', 'e2e-replication/stale/'])
+      expect(r.code, r.stderr).toBe(0)
+      return r.stdout.split('\n').filter((l) => l.trim() !== '')
+    }
+    await io(a, 'write -P 0x11 0 64M', 'flush')
+    // One open through A while `late` dies: its blocks written after are recorded stale one by one.
+    const holder = new Service(python, [session, 'hold', a.nbdUri('pad')])
+    cleanups.push(() => holder.stop('SIGKILL').then(() => undefined))
+    expect(await holder.waitFor(/^(OPENED|ERROR)/, 30_000), holder.lines.join('\n')).toBe('OPENED')
+    await late.kill('SIGKILL')
+    await io(a, 'write -P 0x44 0 64M', 'flush')
+    await holder.stop('SIGKILL')
+    await until('A to let pad go', 30_000, async () => ((await ctl(c, 'volume', 'status', 'pad')).match(/^SERVED BY {2}nobody/m) ? true : undefined))
+    expect((await staleKeys()).length).toBeGreaterThan(1)
+    expect((await staleKeys()).every((k) => !k.endsWith('/all'))).toBe(true)
+
+    // `late` is back and nobody opens pad: a node repairs it on its own.
+    await late.restart()
+    await until('idle-volume repair to clear every stale record', 90_000, async () => ((await staleKeys()).length === 0 ? true : undefined), 500)
+    const repairer = c.nodes.find((n) => n.logs().includes('"msg":"idle-volume repair: holding a volume nobody has open to repair its stale copies"'))
+    expect(repairer, 'no node logged an idle-volume repair').toBeDefined()
+    await until('the repairer to let pad go', 30_000, async () => (repairer!.logs().includes('"msg":"idle-volume repair: let the volume go"') ? true : undefined))
+    expect(await ctl(c, 'volume', 'status', 'pad')).toMatch(/^REPLICAS {3}complete: no stale copies$/m)
+
+    // `late` holds the new bytes: with A gone, every block A shared with it is read from it.
+    await a.kill('SIGKILL')
+    await io(late, 'read -P 0x44 0 64M')
     expect(b.running).toBe(true)
   })
 })
