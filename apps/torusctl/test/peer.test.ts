@@ -42,7 +42,7 @@ describe('list-peers', () => {
     ])
     const out = lines(await listPeers(c.backend, c.ctx()))
     expect(out.at(-2)).toMatch(/^Balanced: /)
-    expect(out.at(-1)).toBe('Stale copies in 1 volume(s), repaired while served: pad (torusctl volume status NAME)')
+    expect(out.at(-1)).toBe('Stale copies in 1 volume(s), repaired in the background: pad (torusctl volume status NAME)')
     const json = JSON.parse(await listPeers(c.backend, c.ctx('json'))) as { degradedVolumes: unknown }
     expect(json.degradedVolumes).toEqual([{ volume: 'pad', peers: 2 }])
   })

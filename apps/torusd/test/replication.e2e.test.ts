@@ -274,7 +274,7 @@ describe.skipIf(!haveSession)('a peer that was down while the volume was written
     expect(await staleKeys()).toContainEqual(expect.stringMatching(/\/all$/))
     const degraded = await ctl(c, 'volume', 'status', 'pad')
     expect(degraded).toMatch(/^REPLICAS {3}degraded: 1 peer\(s\) hold stale copies/m)
-    expect(await ctl(c, 'list-peers')).toMatch(/^Stale copies in 1 volume\(s\), repaired while served: pad \(torusctl volume status NAME\)$/m)
+    expect(await ctl(c, 'list-peers')).toMatch(/^Stale copies in 1 volume\(s\), repaired in the background: pad \(torusctl volume status NAME\)$/m)
     // (down) once its lease has run out, which may take up to the TTL after the kill.
     expect(degraded).toMatch(/^ {2}[0-9a-f-]{36} ws:\/\/127\.0\.0\.1:\d+( \(down\))?: the whole volume, and \d+ block\(s\) recorded before$/m)
 

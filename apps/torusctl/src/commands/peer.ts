@@ -43,7 +43,7 @@ export async function listPeers(backend: ClusterBackend, ctx: CommandContext): P
   if (degraded.length === 0) return renderTable(LIST_PEERS_HEADER, rows) + footer
   const names = degraded.map((d) => d.volume)
   const shown = names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ')
-  return renderTable(LIST_PEERS_HEADER, rows) + footer + `Stale copies in ${degraded.length} volume(s), repaired while served: ${shown} (torusctl volume status NAME)\n`
+  return renderTable(LIST_PEERS_HEADER, rows) + footer + `Stale copies in ${degraded.length} volume(s), repaired in the background: ${shown} (torusctl volume status NAME)\n`
 }
 
 /**
