@@ -118,6 +118,10 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error, got ${formatRaw(logLevel)}`)
 
   const etcdHost = nonEmpty(env.ETCD_HOST)
+  // ETCD_PORT alone would silently start an embedded single node instead of joining etcd.
+  if (flags.etcd === undefined && etcdHost === undefined && nonEmpty(env.ETCD_PORT) !== undefined) {
+    throw new ConfigError(`ETCD_PORT=${formatRaw(env.ETCD_PORT)} is set without ETCD_HOST: set ETCD_HOST too (or give --etcd HOST:PORT), or unset ETCD_PORT for an embedded single node`)
+  }
   const etcdRaw = flags.etcd ?? (etcdHost === undefined ? undefined : `${etcdHost}:${nonEmpty(env.ETCD_PORT) ?? '2379'}`)
   const etcd = etcdRaw === undefined ? undefined : etcdEndpoints(etcdRaw)
 

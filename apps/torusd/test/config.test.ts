@@ -85,6 +85,7 @@ describe('resolveConfig', () => {
       [{ etcd: '127.0.0.1:2379,' }, {}, /--etcd/],
       [{ etcd: '127.0.0.1:0' }, {}, /--etcd/],
       [{}, { ETCD_HOST: 'etcd', ETCD_PORT: 'x' }, /ETCD_PORT/],
+      [{}, { ETCD_PORT: '2379' }, /ETCD_PORT="?2379"? is set without ETCD_HOST/],
       [{ etcdPrefix: 'a b' }, {}, /--etcd-prefix/],
       [{ lockGrace: '-1' }, {}, /--lock-grace/],
       [{}, { TORUS_LOCK_GRACE: 'soon' }, /TORUS_LOCK_GRACE/],
