@@ -74,7 +74,7 @@ export const DEFAULTS = {
   etcdPrefix: 'torus/',
   lockGraceSeconds: 60,
   repairRate: '64MiB',
-  idleRepairIntervalSeconds: 30,
+  idleRepairIntervalSeconds: 10,
 }
 
 export function defaultDataDir(): string {

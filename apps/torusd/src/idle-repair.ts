@@ -10,7 +10,7 @@ export interface IdleRepairOptions {
   /** The ring this daemon places blocks by now. */
   ring: () => RingDescriptor
   peerId: string
-  /** Between looks for volumes to repair. Default 30 s. */
+  /** Between looks for volumes to repair. Default 30 s (torusd passes its --idle-repair-interval). */
   intervalMs?: number
   /** Longest a volume is held for repair in one go. Default 5 min. */
   maxHoldMs?: number

@@ -34,7 +34,7 @@ describe('resolveConfig', () => {
     expect(resolveConfig({ repairRate: '8MiB/s' }, {}).repairRateBytes).toBe(8 * 1024 ** 2)
     expect(resolveConfig({}, { TORUS_REPAIR_RATE: '1GiB' }).repairRateBytes).toBe(1024 ** 3)
     expect(resolveConfig({ repairRate: '0' }, { TORUS_REPAIR_RATE: '1GiB' }).repairRateBytes).toBe(0)
-    expect(resolveConfig({}, {}).idleRepairIntervalMs).toBe(30_000)
+    expect(resolveConfig({}, {}).idleRepairIntervalMs).toBe(10_000)
     expect(resolveConfig({}, { TORUS_IDLE_REPAIR_INTERVAL: '0' }).idleRepairIntervalMs).toBe(0)
     expect(resolveConfig({ idleRepairInterval: '2.5' }, { TORUS_IDLE_REPAIR_INTERVAL: '0' }).idleRepairIntervalMs).toBe(2500)
   })

@@ -291,7 +291,10 @@ export class DistributedBlockStore extends AbstractBlockStore {
     const members = this.#ring.descriptor.members.map((m) => m.peer as PeerId)
     return this.#fanOut(members, async (peer) => {
       if (peer === this.peerId && this.#replica !== undefined) await this.#replica.announce(volumeId, generation)
-      else await this.#request(peer, REPLICA_METHODS.announce, { volumeId, generation }, options)
+      else {
+        await this.#redialIfWaiting(peer)
+        await this.#request(peer, REPLICA_METHODS.announce, { volumeId, generation }, options)
+      }
     })
   }
 
@@ -781,6 +784,7 @@ export class DistributedBlockStore extends AbstractBlockStore {
     const { volumeId, generation } = tenure
     tenure.check()
     // Fence any older holder out of the peer before reading what it holds.
+    if (peer !== this.peerId) await this.#redialIfWaiting(peer)
     const confirmed = peer === this.peerId && this.#replica !== undefined
       ? this.#replica.announce(volumeId, generation)
       : ((await this.#request(peer, REPLICA_METHODS.announce, { volumeId, generation }, options)) as { generation?: unknown } | null)?.generation
@@ -1597,6 +1601,17 @@ export class DistributedBlockStore extends AbstractBlockStore {
     if (options?.signal !== undefined) requestOptions.signal = options.signal
     if (this.#timeoutMs !== undefined) requestOptions.timeoutMs = this.#timeoutMs
     return connection.request(method, body, requestOptions)
+  }
+
+  /**
+   * A peer back from a restart can sit in the transport's reconnect back-off for seconds after it
+   * is up; a takeover that announced to it then would record it stale for the whole volume. So
+   * before an announce, a connection waiting to reconnect dials at once (a peer still down fails
+   * fast: connection refused).
+   */
+  async #redialIfWaiting(peer: PeerId): Promise<void> {
+    const connection = await this.#connections.get(peer)?.catch(() => undefined)
+    if (connection?.state === 'reconnecting') await connection.reconnectNow()
   }
 
   async #connect(peer: PeerId, options?: AbortOptions): Promise<PeerConnection> {

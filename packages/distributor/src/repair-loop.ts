@@ -173,6 +173,12 @@ export class RepairLoop {
         else this.#logged.set(volume.id, report.remaining)
       } catch (err) {
         if (isTorusError(err, 'TORUS_ABORTED') && this.#stopped) return
+        // The volume was closed (or taken over) during the pass: its repair ends with its tenure,
+        // which is news only at debug level; the next holder repairs it.
+        if (isTorusError(err, 'TORUS_LEASE_EXPIRED') && ![...this.#opts.volumes()].some((v) => v.id === volume.id)) {
+          this.#log.debug('repair pass ended with the tenure', { volume: volume.name })
+          continue
+        }
         remaining += 1
         this.#log.warn('repair pass failed; trying again later', { volume: volume.name, code: isTorusError(err) ? err.code : undefined, err })
       }

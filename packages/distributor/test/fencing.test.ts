@@ -156,6 +156,20 @@ describe('fenceVolume', () => {
     expect(a.store.replica.generation(volumeId)).toBe(3)
   })
 
+  it('reaches a member back from an outage at once, though its connection is still in reconnect back-off', async () => {
+    // A back-off of 30-60 s: without an immediate redial the member would be missed.
+    const c = (cluster = await startCluster({ reconnectDelayMs: 60_000 }))
+    const { metadata, volumeId } = await metadataWithVolume()
+    const [a, b] = [c.nodes[0]!, c.nodes[1]!]
+    expect((await fenceVolume(b.store, metadata, volumeId, 1)).missed).toEqual([])
+    c.isolate(a)
+    await new Promise((r) => setTimeout(r, 50)) // b's connection notices, and waits to redial
+    c.restore(a)
+    expect((await fenceVolume(b.store, metadata, volumeId, 2)).missed).toEqual([])
+    expect(a.store.replica.generation(volumeId)).toBe(2)
+    expect(await metadata.listStaleReplicas(volumeId)).toEqual([])
+  })
+
   it('refuses the takeover when a member has seen a newer generation', async () => {
     const c = (cluster = await startCluster())
     const { metadata, volumeId } = await metadataWithVolume()

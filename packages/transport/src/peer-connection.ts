@@ -47,6 +47,8 @@ export class ReconnectingConnection implements PeerConnection, SessionOwner {
   #attempt: Attempt | undefined
   #failures = 0
   #retryTimer: Timer | undefined
+  /** The reconnect dial in progress, if any. */
+  #redialing: Promise<void> | undefined
   #listeners = new Set<ConnectionStateListener>()
 
   constructor(host: ConnectionHost, address: string, expectedPeerId: string | undefined) {
@@ -123,6 +125,15 @@ export class ReconnectingConnection implements PeerConnection, SessionOwner {
       })
       signal?.addEventListener('abort', onAbort, { once: true })
     })
+  }
+
+  reconnectNow(): Promise<void> {
+    if (this.#state !== 'reconnecting') return Promise.resolve()
+    if (this.#redialing !== undefined) return this.#redialing
+    if (this.#retryTimer === undefined) return Promise.resolve()
+    this.#host.options.clock.clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
+    return this.#redial()
   }
 
   onStateChange(listener: ConnectionStateListener): () => void {
@@ -237,14 +248,25 @@ export class ReconnectingConnection implements PeerConnection, SessionOwner {
     this.#failures++
     this.#retryTimer = clock.setTimeout(() => {
       this.#retryTimer = undefined
-      this.#dial(this.#host.options.helloTimeoutMs, undefined).then(
+      void this.#redial()
+    }, delayMs)
+  }
+
+  /** One reconnect attempt; on failure the next is scheduled. Never rejects. */
+  #redial(): Promise<void> {
+    const redialing: Promise<void> = this.#dial(this.#host.options.helloTimeoutMs, undefined)
+      .then(
         () => this.#host.options.logger.info('peer reconnected', { address: this.address, peer: this.#peer?.id }),
         (err: TorusError) => {
           this.#host.options.logger.debug('reconnect failed', { address: this.address, code: err.code, message: err.message, attempt: this.#failures })
           this.#scheduleRetry()
         },
       )
-    }, delayMs)
+      .finally(() => {
+        if (this.#redialing === redialing) this.#redialing = undefined
+      })
+    this.#redialing = redialing
+    return redialing
   }
 
   #setState(state: ConnectionState, error?: Error): void {

@@ -76,6 +76,29 @@ export function describeCloseAbort(ctx: SuiteContext): void {
       expect(states).toEqual(['reconnecting', 'open'])
     }))
 
+    it('reconnectNow() dials at once instead of waiting out the back-off, and resolves either way', ctx.run(async (net) => {
+      // A back-off of 30-60 s: only reconnectNow() can bring the connection back within the test.
+      const { server, connection, address } = await pair(net, {
+        client: { reconnectMinDelayMs: 60_000, reconnectMaxDelayMs: 60_000 },
+        handlers: { who: () => 'first' },
+      })
+      await connection.reconnectNow() // open: nothing to do
+      expect(connection.state).toBe('open')
+      await server.close()
+      await until(() => connection.state === 'reconnecting', 5000, 'reconnecting')
+      await connection.reconnectNow() // nothing listens: the attempt fails, and it resolves
+      expect(connection.state).toBe('reconnecting')
+      const again = net.transport({ clusterId: CLUSTER, peerId: SERVER_ID, secret: SECRET })
+      again.handle('who', () => 'second')
+      await again.listen(address)
+      await connection.reconnectNow()
+      expect(connection.state).toBe('open')
+      expect(await connection.request('who', null)).toBe('second')
+      await connection.close()
+      await connection.reconnectNow()
+      expect(connection.state).toBe('closed')
+    }))
+
     it('does not reconnect to a different peer at the same address', ctx.run(async (net) => {
       const { server, connection, address } = await pair(net, { client: { reconnectMinDelayMs: 10, reconnectMaxDelayMs: 20 } })
       await server.close()

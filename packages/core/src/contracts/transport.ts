@@ -126,6 +126,13 @@ export interface PeerConnection {
    * `timeoutMs` (default `requestTimeoutMs`), TORUS_ABORTED, or TORUS_NOT_OPEN when closed.
    */
   ready(options?: RequestOptions): Promise<void>
+  /**
+   * While `reconnecting`, dials now instead of at the end of the back-off (a caller that learnt
+   * the peer is back, e.g. from its heartbeat, need not wait up to `reconnectMaxDelayMs`).
+   * Resolves once that attempt (or one already in progress) has succeeded or failed; never
+   * rejects. At once in any other state.
+   */
+  reconnectNow(): Promise<void>
   /** Calls `listener` on every state change; returns a function that unsubscribes. */
   onStateChange(listener: ConnectionStateListener): () => void
   /**

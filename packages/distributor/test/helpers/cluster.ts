@@ -28,6 +28,8 @@ export interface ClusterOptions {
   capacityBytes?: number
   onDegraded?: DegradedHook
   onStaleFound?: (volumeId: VolumeId) => void
+  /** The transports' reconnect back-off (default 5-20 ms). */
+  reconnectDelayMs?: number
   requestTimeoutMs?: number
   /** Each peer's local store (default: a MemoryBlockStore). */
   local?: (index: number, blockSizeBytes: number) => BlockStore
@@ -61,8 +63,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       peerId: peer,
       secret: SECRET,
       requestTimeoutMs: options.requestTimeoutMs ?? 2_000,
-      reconnectMinDelayMs: 5,
-      reconnectMaxDelayMs: 20,
+      reconnectMinDelayMs: options.reconnectDelayMs ?? 5,
+      reconnectMaxDelayMs: Math.max(options.reconnectDelayMs ?? 20, 20),
     })
     await transport.listen(address)
     const blockSizeBytes = options.blockSizeBytes ?? 4096
