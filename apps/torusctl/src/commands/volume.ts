@@ -71,7 +71,7 @@ export async function volumeStatus(backend: ClusterBackend, name: string, ctx: C
   const lines = [
     `VOLUME     ${info.name} (id ${info.id}, ${formatSize(info.sizeBytes)}, replication ${info.replication})`,
     `SERVED BY  ${lock === undefined ? 'nobody (not open)' : `${lock.holder} (generation ${lock.generation})`}`,
-    `REPLICAS   ${staleReplicas.length === 0 ? 'complete: no stale copies' : `degraded: ${staleReplicas.length} peer(s) hold stale copies; repair replaces them while the volume is served`}`,
+    `REPLICAS   ${staleReplicas.length === 0 ? 'complete: no stale copies' : `degraded: ${staleReplicas.length} peer(s) hold stale copies; repair replaces them where the volume is served, or once every peer is up`}`,
   ]
   for (const r of staleReplicas) {
     const who = `${r.peer}${r.address === undefined ? '' : ` ${r.address}`}${r.alive === false ? ' (down)' : ''}`
