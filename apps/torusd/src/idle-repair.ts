@@ -76,7 +76,11 @@ export class IdleRepair {
     if (this.#stopped) return
     this.#timer = setTimeout(() => {
       void this.runOnce()
-        .catch((err: unknown) => this.#log.warn('idle-volume repair failed; trying again later', { code: isTorusError(err) ? err.code : undefined, err }))
+        .catch((err: unknown) => {
+          // etcd out of reach is reported by the daemon's heartbeats already.
+          const quiet = isTorusError(err, 'TORUS_UNAVAILABLE') || isTorusError(err, 'TORUS_TIMEOUT')
+          this.#log[quiet ? 'debug' : 'warn']('idle-volume repair failed; trying again later', { code: isTorusError(err) ? err.code : undefined, err })
+        })
         .finally(() => this.#schedule())
     }, this.#opts.intervalMs ?? 30_000)
     this.#timer.unref()
