@@ -224,6 +224,11 @@ export class Daemon {
           metadata,
           volumes,
           staleMarks: (id) => distributor.staleMarkCount(id),
+          progress: () => {
+            const stats = this.#repair?.stats
+            return stats === undefined ? 0 : stats.bytes + stats.repairedBlocks + stats.rejoinedPeers
+          },
+          reachable: (peers) => distributor.reachesAll(peers),
           ring: () => view.ring.descriptor,
           peerId: this.#peerId!,
           intervalMs: config.idleRepairIntervalMs,
@@ -446,6 +451,9 @@ export class Daemon {
   async #stop(): Promise<void> {
     this.#log.info('stopping')
     clearTimeout(this.#sweepTimer)
+    // The peer lease goes first: from now on other nodes see this one down, rather than alive
+    // with its peer port closed (a takeover meanwhile would record it stale for whole volumes).
+    await this.#presence?.stop()
     // The peer port stops taking connections now, but it closes only once the transport has
     // closed the peer connections upgraded on it (an HTTP server waits for those too).
     const peerServerClosed = closeServer(this.#peerServer)
@@ -454,7 +462,6 @@ export class Daemon {
     await this.#idleRepair?.stop()
     await this.#repair?.stop()
     await this.#volumes?.closeAll()
-    await this.#presence?.stop()
     await this.#view?.stop()
     await this.#distributor?.close()
     await this.#transport?.close()

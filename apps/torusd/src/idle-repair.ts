@@ -7,12 +7,20 @@ export interface IdleRepairOptions {
   volumes: Pick<VolumeManager, 'acquire' | 'held'>
   /** Stale marks the gateway still holds for a volume it has open (`DistributedBlockStore.staleMarkCount`). */
   staleMarks: (volumeId: VolumeId) => number
+  /**
+   * A counter that grows while repair works (bytes copied plus records cleared, from the
+   * RepairLoop's stats): a peer rejoining a whole volume copies for a long time before its one
+   * mark goes. Default: the marks alone.
+   */
+  progress?: () => number
+  /** Whether this node reaches every one of `peers` now (`DistributedBlockStore.reachesAll`). Default: yes. */
+  reachable?: (peers: readonly string[]) => Promise<boolean>
   /** The ring this daemon places blocks by now. */
   ring: () => RingDescriptor
   peerId: string
   /** Between looks for volumes to repair. Default 30 s (torusd passes its --idle-repair-interval). */
   intervalMs?: number
-  /** Longest a volume is held for repair in one go. Default 5 min. */
+  /** Longest a volume is held for repair in one go, however it progresses. Default 30 min. */
   maxHoldMs?: number
   /** A hold ends when repair made no progress for this long (a peer went away). Default 30 s. */
   stallMs?: number
@@ -26,11 +34,12 @@ export interface IdleRepairOptions {
  * a volume left with stale copies (a node was down while it was written) would stay degraded
  * until a client opened it again, and a second failure could then find no current copy. This
  * opens such a volume through the daemon's VolumeManager — exactly as an NBD client would, so
- * the repair loop runs on it — until its stale marks are gone, then lets it go.
+ * the repair loop runs on it — until its stale marks are gone (or repair made no progress for
+ * `stallMs`, or `maxHoldMs` passed), then lets it go.
  *
  * Only one daemon does it (the ring member with the lowest id), and only while every ring
- * member is alive: opening a volume while a member is down records that member stale for the
- * whole volume, which would make things worse. While it holds a volume, an open through
+ * member is alive and reachable, checked before each volume: opening a volume while a member is
+ * down records that member stale for the whole volume, which would make things worse. While it holds a volume, an open through
  * another node is refused as for any lock holder (`volume pad is locked by torusd/…`); an
  * open through this node shares the volume.
  */
@@ -43,7 +52,7 @@ export class IdleRepair {
   /** Wakes a hold in progress when stopping. */
   #wake: (() => void) | undefined
   /** Volumes a hold could not finish, and when to try them again (not every interval). */
-  readonly #retryAt = new Map<string, number>()
+  readonly #retryAt = new Map<VolumeId, number>()
 
   constructor(options: IdleRepairOptions) {
     this.#opts = options
@@ -63,13 +72,15 @@ export class IdleRepair {
 
   /** One look for volumes to repair, holding each until repaired (tests). */
   async runOnce(): Promise<void> {
-    await this.#running?.catch(() => {})
-    this.#running = this.#run()
-    try {
-      await this.#running
-    } finally {
-      this.#running = undefined
-    }
+    // One look at a time: a second call runs after the first.
+    const run: Promise<void> = (this.#running ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => this.#run())
+      .finally(() => {
+        if (this.#running === run) this.#running = undefined
+      })
+    this.#running = run
+    await run
   }
 
   #schedule(): void {
@@ -86,19 +97,36 @@ export class IdleRepair {
     this.#timer.unref()
   }
 
-  async #run(): Promise<void> {
-    const { metadata, volumes, peerId } = this.#opts
+  /**
+   * The ring's members when this node is the one to repair and may open a volume now: the
+   * member with the lowest id, every member alive in etcd and reachable from here. Checked
+   * before each volume: a member that went down meanwhile would be recorded stale for the
+   * whole of the next volume opened.
+   */
+  async #mayOpen(): Promise<string[] | undefined> {
+    const { metadata, peerId } = this.#opts
     const members = this.#opts.ring().members.map((m) => m.peer as string)
-    if (!members.includes(peerId)) return
+    if (!members.includes(peerId) || [...members].sort()[0] !== peerId) return undefined
     const alive = new Set((await metadata.listPeers()).filter((p) => p.alive).map((p) => p.id as string))
-    if (members.some((m) => !alive.has(m))) return
-    if ([...members].sort()[0] !== peerId) return
-    const held = new Set(volumes.held().map((v) => v.name))
+    if (members.some((m) => !alive.has(m))) return undefined
+    // The etcd lease lags a crash by up to its TTL, and a stopping daemon closes its peer port
+    // before it gives its lease up: ask the transport too.
+    if (this.#opts.reachable !== undefined && !(await this.#opts.reachable(members))) return undefined
+    return members
+  }
+
+  async #run(): Promise<void> {
+    const { metadata, volumes } = this.#opts
+    if ((await this.#mayOpen()) === undefined) return
     for (const volume of await metadata.listVolumes()) {
       if (this.#stopped) return
-      if (held.has(volume.name) || (this.#retryAt.get(volume.name) ?? 0) > Date.now()) continue
+      if (volumes.held().some((v) => v.id === volume.id) || (this.#retryAt.get(volume.id) ?? 0) > Date.now()) continue
       const stale = await metadata.listStaleReplicas(volume.id)
       if (stale.length === 0 || (await metadata.getVolumeLock(volume.name)) !== undefined) continue
+      const members = await this.#mayOpen()
+      if (members === undefined) return
+      // A record on a peer the ring no longer places blocks on waits for rebalance: nothing to do.
+      if (!stale.some((r) => members.includes(r.peer))) continue
       let handle: VolumeHandle | undefined
       try {
         handle = await volumes.acquire(volume.name)
@@ -116,8 +144,8 @@ export class IdleRepair {
       const left = (await metadata.listStaleReplicas(volume.id)).length
       // What one hold could not repair (a copy no owner agrees on, a record on a peer the ring
       // no longer places blocks on) waits a while: each hold keeps other nodes' clients out.
-      if (left > 0) this.#retryAt.set(volume.name, Date.now() + (this.#opts.retryAfterMs ?? 10 * 60_000))
-      else this.#retryAt.delete(volume.name)
+      if (left > 0) this.#retryAt.set(volume.id, Date.now() + (this.#opts.retryAfterMs ?? 10 * 60_000))
+      else this.#retryAt.delete(volume.id)
       this.#log.info('idle-volume repair: let the volume go', { volume: volume.name, staleRecordsBefore: stale.length, staleRecordsLeft: left })
     }
   }
@@ -125,11 +153,13 @@ export class IdleRepair {
   /** Waits while the repair loop works on the volume: until no marks are left, it stalls, or time is up. */
   async #hold(name: string, id: VolumeId, records: number): Promise<void> {
     const { staleMarks } = this.#opts
-    const maxHoldMs = this.#opts.maxHoldMs ?? 5 * 60_000
+    const progress = this.#opts.progress ?? (() => 0)
+    const maxHoldMs = this.#opts.maxHoldMs ?? 30 * 60_000
     const stallMs = this.#opts.stallMs ?? 30_000
     this.#log.info('idle-volume repair: holding a volume nobody has open to repair its stale copies', { volume: name, staleRecords: records })
     const start = Date.now()
     let best = staleMarks(id)
+    let done = progress()
     let progressAt = start
     while (!this.#stopped && staleMarks(id) > 0) {
       const now = Date.now()
@@ -140,8 +170,10 @@ export class IdleRepair {
       })
       this.#wake = undefined
       const marks = staleMarks(id)
-      if (marks < best) {
-        best = marks
+      const now2 = progress()
+      if (marks < best || now2 > done) {
+        best = Math.min(best, marks)
+        done = now2
         progressAt = Date.now()
       }
     }

@@ -80,6 +80,77 @@ describe('IdleRepair', () => {
     expect(asked).toBe(0) // a member is down: opening now would record it stale for the whole volume
   })
 
+  it('leaves it alone when a member is alive in etcd but cannot be reached', async () => {
+    await staleRecord()
+    let asked = 0
+    const seen: string[][] = []
+    await new IdleRepair({
+      metadata,
+      volumes,
+      staleMarks: () => (asked++, 0),
+      ring: () => ring,
+      peerId: PEERS[0],
+      reachable: async (peers) => (seen.push([...peers]), false),
+      logger: silentLogger,
+    }).runOnce()
+    expect(seen).toEqual([[...PEERS]])
+    expect(asked).toBe(0)
+  })
+
+  it('keeps holding while repair copies (a whole-volume rejoin) though the marks stay, and stops when they go', async () => {
+    await staleRecord()
+    let copied = 0
+    let calls = 0
+    const repair = new IdleRepair({
+      metadata,
+      volumes,
+      // One mark for ~1.5 s (well past stallMs) while bytes keep landing, then none. Without
+      // counting the bytes, the hold would end as stalled after about a second (5 calls).
+      staleMarks: () => (++calls < 8 ? 1 : 0),
+      progress: () => (copied += 1024),
+      ring: () => ring,
+      peerId: PEERS[0],
+      stallMs: 600,
+      logger: silentLogger,
+    })
+    await repair.runOnce()
+    expect(calls).toBe(8)
+  })
+
+  it('checks before each volume that every member is still up, and skips records on peers outside the ring', async () => {
+    const second = (await metadata.createVolume({ name: 'second', sizeBytes: 1024 * 1024 })).id
+    const outsider = '00000000-0000-4000-8000-0000000000ff' as PeerId
+    await metadata.addStaleReplicas([
+      { volumeId: volumeId as never, peer: PEERS[1] as PeerId, index: 3, generation: 1 },
+      { volumeId: second as never, peer: PEERS[1] as PeerId, index: 3, generation: 1 },
+    ])
+    const opened: string[] = []
+    let marks = 1
+    await new IdleRepair({
+      metadata,
+      volumes,
+      staleMarks: () => {
+        const name = volumes.held().map((v) => v.name).join()
+        if (!opened.includes(name)) opened.push(name)
+        // While the first volume is held, member b dies.
+        if (marks === 1) void metadata.revokeLease(leases[1]!)
+        return marks-- > 0 ? 1 : 0
+      },
+      ring: () => ring,
+      peerId: PEERS[0],
+      logger: silentLogger,
+    }).runOnce()
+    expect(opened).toHaveLength(1)
+    // A record on a peer that is not a ring member alone: nothing to open for.
+    await metadata.clearStaleReplicas([{ volumeId: volumeId as never, peer: PEERS[1] as PeerId, index: 3 }, { volumeId: second as never, peer: PEERS[1] as PeerId, index: 3 }])
+    await metadata.addStaleReplicas([{ volumeId: second as never, peer: outsider, index: 0, generation: 1 }])
+    const lease = await metadata.grantLease(60_000)
+    await metadata.putPeer({ id: PEERS[1], address: 'ws://127.0.0.1:1', capacityBytes: 1, usedBytes: 0, rebalanceBytesPerSec: 0, repairBytesPerSec: 0, ringVersion: 1, version: 't', updatedAt: new Date().toISOString() }, lease)
+    let asked = 0
+    await idle(PEERS[0], () => (asked++, 0)).runOnce()
+    expect(asked).toBe(0)
+  })
+
   it('does not take a volume someone holds, and gives up on one whose repair stalls', async () => {
     await staleRecord()
     const held = await volumes.acquire('pad')

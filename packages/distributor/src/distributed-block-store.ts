@@ -65,6 +65,9 @@ export interface DistributedBlockStoreOptions {
   logger?: Logger
 }
 
+/** Longest an announce waits for a redial of a peer in reconnect back-off (see #redialIfWaiting). */
+const REDIAL_WAIT_MS = 1_000
+
 /** Marks a dirty block whose loss on a restarted replica is still to be recorded. */
 const LOST_INCARNATION = 'lost'
 
@@ -1611,7 +1614,34 @@ export class DistributedBlockStore extends AbstractBlockStore {
    */
   async #redialIfWaiting(peer: PeerId): Promise<void> {
     const connection = await this.#connections.get(peer)?.catch(() => undefined)
-    if (connection?.state === 'reconnecting') await connection.reconnectNow()
+    if (connection?.state !== 'reconnecting') return
+    // At most REDIAL_WAIT_MS: a host that is off or cut off lets a dial hang until the hello
+    // timeout, and the caller's own retries are the place to wait longer.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([connection.reconnectNow(), new Promise<void>((resolve) => (timer = setTimeout(resolve, REDIAL_WAIT_MS)))])
+    clearTimeout(timer)
+  }
+
+  /**
+   * Whether this gateway has an open connection to every one of `peers` (itself counts as
+   * reachable), dialling those it has none to, or redialling those waiting to reconnect, for at
+   * most `timeoutMs` each. For a background task about to take a volume over: a takeover that
+   * misses a peer records it stale for the whole volume.
+   */
+  async reachesAll(peers: Iterable<string>, timeoutMs = 2_000): Promise<boolean> {
+    const outcomes = await Promise.all(
+      [...peers].map(async (peer) => {
+        if (peer === this.peerId) return true
+        try {
+          await this.#redialIfWaiting(peer as PeerId)
+          const connection = await this.#connect(peer as PeerId, { signal: AbortSignal.timeout(timeoutMs) })
+          return connection.state === 'open'
+        } catch {
+          return false
+        }
+      }),
+    )
+    return outcomes.every(Boolean)
   }
 
   async #connect(peer: PeerId, options?: AbortOptions): Promise<PeerConnection> {
