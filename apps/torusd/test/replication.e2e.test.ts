@@ -81,6 +81,20 @@ function storedBytes(node: ClusterNode): number {
   return total
 }
 
+/** Runs qemu-io commands on `volume` through `node`; fails on an error or a pattern mismatch. */
+async function qemuIo(node: ClusterNode, volume: string, ...cmds: string[]): Promise<void> {
+  const r = await run('qemu-io', ['-f', 'raw', node.nbdUri(volume), ...cmds.flatMap((x) => ['-c', x])], { timeoutMs: 120_000 })
+  expect(r.code, r.stdout + r.stderr).toBe(0)
+  expect(r.stdout).not.toMatch(/Pattern verification failed|error/i)
+}
+
+/** The stale-replica records of the cluster in etcd, as keys. */
+async function staleRecordKeys(c: Cluster): Promise<string[]> {
+  const r = await run('etcdctl', ['--endpoints', c.etcd.endpoint, 'get', '--prefix', '--keys-only', 'e2e-replication/stale/'])
+  expect(r.code, r.stderr).toBe(0)
+  return r.stdout.split('\n').filter((l) => l.trim() !== '')
+}
+
 /** Waits until `node` serves `volume` for writing (the previous holder's lease has run out). */
 async function waitForTakeover(node: ClusterNode, volume: string): Promise<void> {
   await until(`${volume} to open through ${node.name}`, (LEASE_TTL_S + 20) * 1000, async () => {
@@ -242,16 +256,8 @@ describe.skipIf(!haveSession)('a peer that was down while the volume was written
     const c = await cluster()
     const [a, b, late] = [c.nodes[0]!, c.nodes[1]!, c.nodes[2]!]
     await ctl(c, 'volume', 'create-block', 'pad', '256MiB')
-    const io = async (node: ClusterNode, ...cmds: string[]): Promise<void> => {
-      const r = await run('qemu-io', ['-f', 'raw', node.nbdUri('pad'), ...cmds.flatMap((x) => ['-c', x])], { timeoutMs: 120_000 })
-      expect(r.code, r.stdout + r.stderr).toBe(0)
-      expect(r.stdout).not.toMatch(/Pattern verification failed|error/i)
-    }
-    const staleKeys = async (): Promise<string[]> => {
-      const r = await run('etcdctl', ['--endpoints', c.etcd.endpoint, 'get', '--prefix', '--keys-only', 'e2e-replication/stale/'])
-      expect(r.code, r.stderr).toBe(0)
-      return r.stdout.split('\n').filter((l) => l.trim() !== '')
-    }
+    const io = (node: ClusterNode, ...cmds: string[]): Promise<void> => qemuIo(node, 'pad', ...cmds)
+    const staleKeys = (): Promise<string[]> => staleRecordKeys(c)
     /** Keeps pad open through A (one open, one lock generation, for every connection meanwhile). */
     const hold = async (): Promise<Service> => {
       const s = new Service(python, [session, 'hold', a.nbdUri('pad')])
@@ -306,16 +312,8 @@ describe.skipIf(!haveSession)('a volume nobody has open is repaired once every p
     const c = await cluster(1)
     const [a, b, late] = [c.nodes[0]!, c.nodes[1]!, c.nodes[2]!]
     await ctl(c, 'volume', 'create-block', 'pad', '64MiB')
-    const io = async (node: ClusterNode, ...cmds: string[]): Promise<void> => {
-      const r = await run('qemu-io', ['-f', 'raw', node.nbdUri('pad'), ...cmds.flatMap((x) => ['-c', x])], { timeoutMs: 120_000 })
-      expect(r.code, r.stdout + r.stderr).toBe(0)
-      expect(r.stdout).not.toMatch(/Pattern verification failed|error/i)
-    }
-    const staleKeys = async (): Promise<string[]> => {
-      const r = await run('etcdctl', ['--endpoints', c.etcd.endpoint, 'get', '--prefix', '--keys-only', 'e2e-replication/stale/'])
-      expect(r.code, r.stderr).toBe(0)
-      return r.stdout.split('\n').filter((l) => l.trim() !== '')
-    }
+    const io = (node: ClusterNode, ...cmds: string[]): Promise<void> => qemuIo(node, 'pad', ...cmds)
+    const staleKeys = (): Promise<string[]> => staleRecordKeys(c)
     await io(a, 'write -P 0x11 0 64M', 'flush')
     // One open through A while `late` dies: its blocks written after are recorded stale one by one.
     const holder = new Service(python, [session, 'hold', a.nbdUri('pad')])

@@ -29,7 +29,11 @@ export function run(command: string, args: string[], options: SpawnOptions & { t
       clearTimeout(timer)
       resolve({ code, signal, stdout, stderr })
     })
-    child.stdin?.end(input ?? '')
+    // A child that exits without reading its stdin (most do) closes the pipe: writing then
+    // fails with EPIPE, which must not become an uncaught exception; the exit code tells.
+    child.stdin?.on('error', () => {})
+    if (input === undefined) child.stdin?.end()
+    else child.stdin?.end(input)
   })
 }
 
