@@ -554,7 +554,11 @@ export function runCommand(command, args, { timeoutMs = 30_000, env = process.en
       clearTimeout(timer)
       resolve({ code, stdout, stderr })
     })
-    child.stdin.end(input ?? '')
+    // A child that exits without reading its stdin closes the pipe: EPIPE must not become an
+    // uncaught exception (the exit code tells).
+    child.stdin.on('error', () => {})
+    if (input === undefined) child.stdin.end()
+    else child.stdin.end(input)
   })
 }
 
