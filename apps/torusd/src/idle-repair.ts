@@ -109,8 +109,7 @@ export class IdleRepair {
     if (!members.includes(peerId) || [...members].sort()[0] !== peerId) return undefined
     const alive = new Set((await metadata.listPeers()).filter((p) => p.alive).map((p) => p.id as string))
     if (members.some((m) => !alive.has(m))) return undefined
-    // The etcd lease lags a crash by up to its TTL, and a stopping daemon closes its peer port
-    // before it gives its lease up: ask the transport too.
+    // The etcd lease outlives a crashed daemon by up to its TTL: ask the transport too.
     if (this.#opts.reachable !== undefined && !(await this.#opts.reachable(members))) return undefined
     return members
   }
@@ -170,10 +169,10 @@ export class IdleRepair {
       })
       this.#wake = undefined
       const marks = staleMarks(id)
-      const now2 = progress()
-      if (marks < best || now2 > done) {
+      const work = progress()
+      if (marks < best || work > done) {
         best = Math.min(best, marks)
-        done = now2
+        done = work
         progressAt = Date.now()
       }
     }
