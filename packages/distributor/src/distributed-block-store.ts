@@ -465,21 +465,11 @@ export class DistributedBlockStore extends AbstractBlockStore {
    * race the record it would clear).
    */
   async #recordOwed(tenure: Tenure, options: RepairOptions): Promise<void> {
-    const owed = this.owedStale(tenure.volumeId)
-    if (owed.length === 0) return
     try {
-      await options.metadata.addStaleReplicas(owed.map(({ peer, index }) => ({ volumeId: tenure.volumeId, peer, index, generation: tenure.generation })), options.signal === undefined ? {} : { signal: options.signal })
+      await this.#writeOwed(tenure.volumeId, tenure.generation, options.metadata, options.signal === undefined ? {} : { signal: options.signal }, tenure.check)
     } catch (err) {
       if (this.#endsRepair(err, tenure.volumeId)) throw err
       this.#log.warn('repair: stale marks could not be recorded yet', { volume: tenure.volumeId, code: isTorusError(err) ? err.code : undefined })
-      return
-    }
-    tenure.check()
-    for (const { peer, index } of owed) {
-      const key = `${tenure.volumeId}:${index}`
-      const set = this.#unrecorded.get(key)
-      set?.delete(peer)
-      if (set?.size === 0) this.#unrecorded.delete(key)
     }
   }
 
@@ -490,9 +480,18 @@ export class DistributedBlockStore extends AbstractBlockStore {
    */
   async recordOwedStale(volumeId: VolumeId, metadata: Pick<MetadataStore, 'addStaleReplicas'>, options?: AbortOptions): Promise<number> {
     const generation = this.generation(volumeId)
+    return generation === 0 ? 0 : this.#writeOwed(volumeId, generation, metadata, options)
+  }
+
+  /**
+   * Writes the owed marks of `volumeId` as `generation`, then (after `written`, which may throw
+   * to keep them owed) stops owing them. Resolves with how many were written.
+   */
+  async #writeOwed(volumeId: VolumeId, generation: number, metadata: Pick<MetadataStore, 'addStaleReplicas'>, options?: AbortOptions, written?: () => void): Promise<number> {
     const owed = this.owedStale(volumeId)
-    if (owed.length === 0 || generation === 0) return 0
+    if (owed.length === 0) return 0
     await metadata.addStaleReplicas(owed.map(({ peer, index }) => ({ volumeId, peer, index, generation })), options)
+    written?.()
     for (const { peer, index } of owed) {
       const key = `${volumeId}:${index}`
       const set = this.#unrecorded.get(key)
